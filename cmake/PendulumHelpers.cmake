@@ -1,0 +1,31 @@
+# pendulum_add_test(NAME name SOURCES a.cc b.cc DEPS lib... LABELS unit|integration|fault|gpu|reference...)
+# Builds one gtest binary and registers every TEST in it with ctest via
+# gtest_discover_tests, carrying the given labels. Tests run with the source
+# root in PENDULUM_SOURCE_DIR and the build dir in PENDULUM_BINARY_DIR so they can
+# find examples/, migrations/ and the built binaries.
+function(pendulum_add_test)
+  cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${T_NAME} ${T_SOURCES})
+  target_link_libraries(${T_NAME} PRIVATE ${T_DEPS} GTest::gtest GTest::gmock GTest::gtest_main pendulum::warnings)
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  set(_ref_dir "$ENV{PENDULUM_REFERENCE_DIR}")
+  gtest_discover_tests(${T_NAME}
+    DISCOVERY_TIMEOUT 60
+    PROPERTIES
+      LABELS "${T_LABELS}"
+      TIMEOUT ${T_TIMEOUT}
+      ENVIRONMENT "PENDULUM_SOURCE_DIR=${PROJECT_SOURCE_DIR};PENDULUM_BINARY_DIR=${PROJECT_BINARY_DIR}")
+endfunction()
+
+# pendulum_add_library(name SOURCES ... PUBLIC_DEPS ... PRIVATE_DEPS ...)
+# A static library with a pendulum:: alias, rooted includes (#include "server/store/x.h").
+function(pendulum_add_library NAME)
+  cmake_parse_arguments(L "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(${NAME} STATIC ${L_SOURCES})
+  add_library(pendulum::${NAME} ALIAS ${NAME})
+  target_include_directories(${NAME} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}> $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}>)
+  target_compile_features(${NAME} PUBLIC cxx_std_17)
+  target_link_libraries(${NAME} PUBLIC ${L_PUBLIC_DEPS} PRIVATE ${L_PRIVATE_DEPS} pendulum::warnings)
+endfunction()

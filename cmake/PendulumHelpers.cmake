@@ -29,3 +29,18 @@ function(pendulum_add_library NAME)
   target_compile_features(${NAME} PUBLIC cxx_std_17)
   target_link_libraries(${NAME} PUBLIC ${L_PUBLIC_DEPS} PRIVATE ${L_PRIVATE_DEPS} pendulum::warnings)
 endfunction()
+
+# pendulum_add_existing_subdirs(): add_subdirectory() every immediate child
+# folder that has a CMakeLists.txt, in name order. Lets separately owned parts
+# (server/store, server/api, tests/integration/worker, ...) land independently.
+macro(pendulum_add_existing_subdirs)
+  file(GLOB _pendulum_children LIST_DIRECTORIES true RELATIVE ${CMAKE_CURRENT_SOURCE_DIR}
+       ${CMAKE_CURRENT_SOURCE_DIR}/*)
+  list(SORT _pendulum_children)
+  foreach(_child ${_pendulum_children})
+    if(IS_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/${_child} AND
+       EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${_child}/CMakeLists.txt)
+      add_subdirectory(${_child})
+    endif()
+  endforeach()
+endmacro()

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
-  libsqlite3-dev sqlite3 prometheus-cpp-dev libyaml-cpp-dev zlib1g-dev libssl-dev
+  libsqlite3-dev sqlite3 prometheus-cpp-dev libyaml-cpp-dev zlib1g-dev libssl-dev nlohmann-json3-dev
   googletest libgtest-dev libgmock-dev
   libtorch-dev libopenblas0-pthread
   dataset-fashion-mnist prometheus openssl curl

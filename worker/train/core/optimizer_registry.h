@@ -1,0 +1,82 @@
+#pragma once
+// OptimizerRegistry: optimizer.type → factory. sgd, adam and adamw are built
+// into train_core (optimizer_factory.cc); the optim library registers adamp
+// and sgdp in its own .cc:
+//
+//   PENDULUM_REGISTER_OPTIMIZER(adamp, [](const v1::OptimizerSpec& spec,
+//                                         const ParamGroups& params)
+//       -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> { ... });
+//
+// ParamGroups splits the trainable parameters: `decay` gets spec.weight_decay,
+// `no_decay` must get weight decay 0 (1-D parameters unless
+// optimizer.decay_1d, plus what the method excludes). A factory makes one
+// torch param group per non-empty list, in that order (decay first). The loop
+// sets the learning rate every step through each group's options().set_lr();
+// factories use spec.lr as the initial value. Options left unset in the spec
+// (proto3 optional) take the paper/torch defaults. Invalid options are
+// INVALID_ARGUMENT naming "spec.optimizer.<field>". Registration before
+// main(); read-only after.
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/optim/optimizer.h>
+
+#include "absl/status/statusor.h"
+#include "pendulum/v1/run_spec.pb.h"
+
+namespace pendulum::train {
+
+struct ParamGroups {
+  std::vector<torch::Tensor> decay;
+  std::vector<torch::Tensor> no_decay;
+  std::vector<std::string> decay_names;     // parameter names, parallel to decay
+  std::vector<std::string> no_decay_names;  // parallel to no_decay
+};
+
+using OptimizerFactory = std::function<absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>>(
+    const v1::OptimizerSpec& spec, const ParamGroups& params)>;
+
+class OptimizerRegistry {
+ public:
+  // Header-only on purpose: method/model libraries register without linking
+  // train_core (which links them), so there is no static-library cycle.
+  static OptimizerRegistry& Global() {
+    static OptimizerRegistry registry;
+    return registry;
+  }
+  // Returns false (and keeps the first) if `name` is already registered.
+  bool Register(const std::string& name, OptimizerFactory factory) {
+    if (Find(name) != nullptr) return false;
+    entries_.emplace_back(name, std::move(factory));
+    return true;
+  }
+  // nullptr when not registered.
+  const OptimizerFactory* Find(const std::string& name) const {
+    for (const auto& [n, f] : entries_) {
+      if (n == name) return &f;
+    }
+    return nullptr;
+  }
+  std::vector<std::string> Names() const {  // sorted
+    std::vector<std::string> names;
+    for (const auto& e : entries_) names.push_back(e.first);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+ private:
+  std::vector<std::pair<std::string, OptimizerFactory>> entries_;
+};
+
+}  // namespace pendulum::train
+
+#define PENDULUM_OPTIMIZER_CONCAT_INNER_(a, b) a##b
+#define PENDULUM_OPTIMIZER_CONCAT_(a, b) PENDULUM_OPTIMIZER_CONCAT_INNER_(a, b)
+#define PENDULUM_REGISTER_OPTIMIZER(type, ...)                                   \
+  static const bool PENDULUM_OPTIMIZER_CONCAT_(pendulum_optimizer_registered_, \
+                                               type) [[maybe_unused]] =          \
+      ::pendulum::train::OptimizerRegistry::Global().Register(#type, __VA_ARGS__)

@@ -93,6 +93,10 @@ class Connection {
   // Connection is destroyed. Do not hold it across another Prepare of the same sql.
   absl::StatusOr<Statement*> Prepare(const std::string& sql);
 
+  // Resets every cached statement, ending any read a half-stepped SELECT still
+  // holds open (called when a pooled connection goes back to the pool).
+  void ResetStatements();
+
   // Rows changed by the most recent INSERT/UPDATE/DELETE.
   int64_t Changes() const;
   int64_t LastInsertRowId() const;

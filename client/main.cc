@@ -1,0 +1,38 @@
+// pendulum: the command-line client. Parses the global flags, opens one gRPC
+// channel to the server and hands over to RunCli (client/cli.h).
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "client/cli.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto options = pendulum::client::ParseGlobalOptions(args, [](const char* name) { return std::getenv(name); });
+  if (!options.ok()) {
+    std::cerr << "pendulum: " << options.status().message() << "\n";
+    return 2;
+  }
+  pendulum::client::CliContext ctx;
+  ctx.out = &std::cout;
+  ctx.err = &std::cerr;
+  ctx.out_is_tty = ::isatty(STDOUT_FILENO) == 1;
+  ctx.token = options->token;
+  std::unique_ptr<pendulum::v1::RunService::Stub> runs;
+  std::unique_ptr<pendulum::v1::AdminService::Stub> admin;
+  if (!pendulum::client::IsHelpRequest(options->command)) {
+    grpc::ChannelArguments channel_args;
+    channel_args.SetMaxReceiveMessageSize(64 << 20);
+    auto channel = grpc::CreateCustomChannel(options->server, grpc::InsecureChannelCredentials(), channel_args);
+    runs = pendulum::v1::RunService::NewStub(channel);
+    admin = pendulum::v1::AdminService::NewStub(channel);
+    ctx.runs = runs.get();
+    ctx.admin = admin.get();
+  }
+  return pendulum::client::RunCli(options->command, ctx);
+}

@@ -12,8 +12,9 @@
 // MetricIngestor and MetricReader, all of which must be destroyed first.
 //
 // Example:
-//   PENDULUM_ASSIGN_OR_RETURN(std::unique_ptr<Database> db,
-//                             Database::Open({.path = "/var/lib/pendulum/pendulum.db"}));
+//   DatabaseOptions options;
+//   options.path = "/var/lib/pendulum/pendulum.db";
+//   PENDULUM_ASSIGN_OR_RETURN(std::unique_ptr<Database> db, Database::Open(options));
 //   RunStore runs(db.get(), RealClock::Get());
 
 #include <memory>

@@ -58,6 +58,21 @@ class MetricIngestor::Writer {
     int64_t resume_step;
   };
 
+  // The newest Scalars of one batch: the run's progress is updated once per
+  // batch, not once per event.
+  struct BatchProgress {
+    bool any = false;
+    int64_t step = 0;
+    double epoch = 0;
+    int64_t time_ms = 0;
+    bool has_loss = false;
+    int64_t loss_step = 0;
+    double loss = 0;
+    // Applied after the scalar progress, so steps/s sees the previous step.
+    bool finished = false;
+    pendulum::v1::Finished finished_event;
+  };
+
   absl::StatusOr<int64_t> NameId(const std::string& name);
   absl::StatusOr<AttemptState> LoadAttempt(const AttemptKey& key);
   absl::StatusOr<bool> RunExists(int64_t run_id);
@@ -65,7 +80,7 @@ class MetricIngestor::Writer {
   absl::Status WriteOne(const RunEvents& batch, AttemptState* state, IngestAck* ack);
   absl::Status WriteEvent(const RunEvents& batch, const TrainerEvent& e, bool superseded_check,
                           const std::vector<Supersession>& sups, int64_t* rows_inserted,
-                          bool* any_row_new, IngestAck* ack);
+                          bool* any_row_new, BatchProgress* progress, IngestAck* ack);
 
   std::unique_ptr<Connection> conn_;
   const Clock* clock_;
@@ -216,7 +231,7 @@ absl::Status MetricIngestor::Writer::WriteEvent(const RunEvents& batch, const Tr
                                                 bool superseded_check,
                                                 const std::vector<Supersession>& sups,
                                                 int64_t* rows_inserted, bool* any_row_new,
-                                                IngestAck* ack) {
+                                                BatchProgress* progress, IngestAck* ack) {
   const int64_t run = batch.run_id();
   const int64_t attempt = batch.attempt();
   const int64_t seq = static_cast<int64_t>(e.seq());
@@ -250,25 +265,23 @@ absl::Status MetricIngestor::Writer::WriteEvent(const RunEvents& batch, const Tr
         }
       }
       ack->max_step = std::max(ack->max_step, sc.step());
-      // Progress of the current attempt (the WHERE clause ignores stale attempts).
-      bool has_loss = false;
-      double loss = 0;
+      if (!progress->any || sc.step() >= progress->step) {
+        progress->any = true;
+        progress->step = sc.step();
+        progress->epoch = sc.epoch();
+        progress->time_ms = time_ms;
+      }
       for (const std::string& n : options_.loss_names) {
         auto it = sc.values().find(n);
         if (it != sc.values().end()) {
-          has_loss = true;
-          loss = it->second;
+          if (!progress->has_loss || sc.step() >= progress->loss_step) {
+            progress->has_loss = true;
+            progress->loss_step = sc.step();
+            progress->loss = it->second;
+          }
           break;
         }
       }
-      update_run_scalars_->Bind(1, sc.step())
-          .Bind(2, sc.epoch())
-          .Bind(3, time_ms)
-          .Bind(4, static_cast<int64_t>(has_loss))
-          .Bind(5, loss)
-          .Bind(6, run)
-          .Bind(7, attempt);
-      PENDULUM_RETURN_IF_ERROR(Step(update_run_scalars_));
       break;
     }
     case TrainerEvent::kOscillation: {
@@ -334,8 +347,8 @@ absl::Status MetricIngestor::Writer::WriteEvent(const RunEvents& batch, const Tr
       // The attempt_progress row exists: the batch's upsert ran before its events.
       s->Bind(1, fin.points_emitted()).Bind(2, run).Bind(3, attempt);
       PENDULUM_RETURN_IF_ERROR(Step(s));
-      update_run_finished_->Bind(1, fin.points_emitted()).Bind(2, fin.final_step()).Bind(3, run).Bind(4, attempt);
-      PENDULUM_RETURN_IF_ERROR(Step(update_run_finished_));
+      progress->finished = true;
+      progress->finished_event = fin;
       ack->finished = true;
       ack->finished_event = fin;
       *any_row_new = true;
@@ -371,6 +384,7 @@ absl::Status MetricIngestor::Writer::WriteOne(const RunEvents& batch, AttemptSta
       .Bind(3, static_cast<int64_t>(state->acked)).Bind(4, int64_t{0});
   PENDULUM_RETURN_IF_ERROR(Step(upsert_progress_));
   int64_t rows = 0;
+  BatchProgress progress;
   for (const TrainerEvent& e : batch.events()) {
     const uint64_t seq = e.seq();
     if (seq <= state->acked || state->above.count(seq) != 0) {
@@ -378,7 +392,7 @@ absl::Status MetricIngestor::Writer::WriteOne(const RunEvents& batch, AttemptSta
       continue;
     }
     bool any_new = false;
-    PENDULUM_RETURN_IF_ERROR(WriteEvent(batch, e, check_sup, *sups, &rows, &any_new, ack));
+    PENDULUM_RETURN_IF_ERROR(WriteEvent(batch, e, check_sup, *sups, &rows, &any_new, &progress, ack));
     if (!any_new) ++ack->duplicate_events;  // stored before a restart; INSERT OR IGNORE kept one copy
     // Advance the contiguous mark; park out-of-order seqs until the gap fills.
     if (seq == state->acked + 1) {
@@ -390,6 +404,25 @@ absl::Status MetricIngestor::Writer::WriteOne(const RunEvents& batch, AttemptSta
     } else {
       state->above.insert(seq);
     }
+  }
+  if (progress.any) {
+    // Progress of the current attempt only (the WHERE clause ignores stale attempts).
+    update_run_scalars_->Bind(1, progress.step)
+        .Bind(2, progress.epoch)
+        .Bind(3, progress.time_ms)
+        .Bind(4, static_cast<int64_t>(progress.has_loss))
+        .Bind(5, progress.loss)
+        .Bind(6, key.first)
+        .Bind(7, static_cast<int64_t>(key.second));
+    PENDULUM_RETURN_IF_ERROR(Step(update_run_scalars_));
+  }
+  if (progress.finished) {
+    const auto& fin = progress.finished_event;
+    update_run_finished_->Bind(1, fin.points_emitted())
+        .Bind(2, fin.final_step())
+        .Bind(3, key.first)
+        .Bind(4, static_cast<int64_t>(key.second));
+    PENDULUM_RETURN_IF_ERROR(Step(update_run_finished_));
   }
   upsert_progress_->Bind(1, key.first).Bind(2, static_cast<int64_t>(key.second))
       .Bind(3, static_cast<int64_t>(state->acked)).Bind(4, rows);

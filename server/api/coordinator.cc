@@ -1,0 +1,812 @@
+#include "server/api/coordinator.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+
+namespace pendulum::api {
+namespace {
+
+using pendulum::v1::Run;
+using pendulum::v1::RunState;
+
+absl::Status RunNotFound(int64_t run_id) {
+  return absl::NotFoundError(absl::StrCat("run ", run_id, " not found"));
+}
+
+scheduler::QueuedRun ToQueued(const Run& run) {
+  scheduler::QueuedRun q;
+  q.run_id = run.id();
+  q.owner = run.owner();
+  q.priority = run.priority();
+  q.submit_unix_ms = run.created_unix_ms();
+  const auto& res = run.spec().resources();
+  // A fractional-GPU run takes a whole GPU until fractional packing (issue 7).
+  q.gpus = res.gpus() > 0 ? res.gpus() : (res.gpu_fraction() > 0 ? 1 : 0);
+  q.node_labels.insert(res.node_labels().begin(), res.node_labels().end());
+  return q;
+}
+
+}  // namespace
+
+Coordinator::Coordinator(Deps deps, CoordinatorOptions options)
+    : deps_(deps), options_(options) {}
+
+void Coordinator::Notify() {
+  if (scheduler_ != nullptr) scheduler_->Notify();
+}
+
+// ---------------------------------------------------------------------------
+// Start-up
+
+absl::Status Coordinator::Load() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = deps_.clock->Now();
+  absl::StatusOr<std::vector<pendulum::v1::WorkerInfo>> workers = deps_.workers->ListWorkers();
+  if (!workers.ok()) return workers.status();
+  for (const auto& info : *workers) {
+    LiveWorker& w = workers_[info.id()];
+    w.info = info;
+    w.draining = info.state() == pendulum::v1::WORKER_DRAINING;
+    w.lost = info.state() == pendulum::v1::WORKER_LOST;
+    // Every known worker gets one full lease from now to reconnect before
+    // its runs are declared lost: nothing is killed because the server blinked.
+    w.last_seen = now;
+    w.gpu_owner.assign(info.gpus_size(), 0);
+  }
+  absl::StatusOr<std::vector<Run>> queued = deps_.runs->ListRunsInStates({pendulum::v1::QUEUED});
+  if (!queued.ok()) return queued.status();
+  for (const Run& run : *queued) EnqueueLocked(run);
+
+  absl::StatusOr<std::vector<Run>> active = deps_.runs->ListRunsInStates(
+      {pendulum::v1::STARTING, pendulum::v1::RUNNING, pendulum::v1::CANCELLING});
+  if (!active.ok()) return active.status();
+  for (const Run& run : *active) {
+    ActiveRun a;
+    a.run_id = run.id();
+    a.attempt = run.attempt();
+    a.owner = run.owner();
+    a.worker_id = run.worker_id();
+    a.state = run.state();
+    auto it = workers_.find(run.worker_id());
+    if (it == workers_.end()) {
+      active_[run.id()] = a;
+      RequeueLocked(run.id(), absl::StrCat("worker '", run.worker_id(), "' unknown after restart"));
+      continue;
+    }
+    // GPU indices are not persisted; reserve the same number of GPUs (lowest
+    // free indices) so the pool's free capacity is right after a restart.
+    Allocate(it->second, a, ToQueued(run).gpus);
+    active_[run.id()] = std::move(a);
+  }
+  PENDULUM_LOG(INFO) << "coordinator loaded " << queue_.size() << " queued, " << active_.size()
+                     << " active runs, " << workers_.size() << " workers";
+  return absl::OkStatus();
+}
+
+void Coordinator::EnqueueLocked(const Run& run) {
+  queue_[run.id()] = ToQueued(run);
+  absl::MutexLock lock(&fanout_mu_);
+  run_owner_[run.id()] = run.owner();
+}
+
+// ---------------------------------------------------------------------------
+// RunService
+
+absl::StatusOr<pendulum::v1::SubmitRunResponse> Coordinator::Submit(
+    const auth::Principal& who, const std::vector<pendulum::v1::RunSpec>& specs, bool as_sweep) {
+  // Insert first (one transaction, all or none), then queue: a run is
+  // accepted only once it is durable.
+  absl::StatusOr<store::SweepResult> created = deps_.runs->CreateRuns(specs, who.user, as_sweep);
+  if (!created.ok()) return created.status();
+  pendulum::v1::SubmitRunResponse response;
+  response.set_sweep_id(created->sweep_id);
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Run& run : created->runs) {
+      EnqueueLocked(run);
+      response.add_run_ids(run.id());
+    }
+  }
+  Notify();
+  return response;
+}
+
+absl::StatusOr<Run> Coordinator::GetVisibleRun(const auth::Principal& who, int64_t run_id) {
+  if (run_id <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("run_id: got ", run_id, ", must be >= 1"));
+  }
+  absl::StatusOr<Run> run = deps_.runs->GetRun(run_id);
+  if (absl::IsNotFound(run.status())) return RunNotFound(run_id);
+  if (!run.ok()) return run.status();
+  // Someone else's run is reported exactly like a missing one, so run ids do
+  // not reveal other users' work.
+  if (!who.CanAccessRunOf(run->owner())) return RunNotFound(run_id);
+  return run;
+}
+
+absl::StatusOr<Run> Coordinator::GetRun(const auth::Principal& who, int64_t run_id) {
+  return GetVisibleRun(who, run_id);
+}
+
+absl::StatusOr<Run> Coordinator::CancelRun(const auth::Principal& who, int64_t run_id,
+                                           const std::string& reason) {
+  absl::StatusOr<Run> visible = GetVisibleRun(who, run_id);
+  if (!visible.ok()) return visible.status();
+  std::string why = absl::StrCat("cancelled by ", who.user);
+  if (!reason.empty()) absl::StrAppend(&why, ": ", reason);
+
+  absl::MutexLock lock(&mu_);
+  if (queue_.count(run_id) > 0) {
+    store::RunTransition t;
+    t.to = pendulum::v1::CANCELLED;
+    t.allowed_from = {pendulum::v1::QUEUED};
+    t.reason = why;
+    absl::StatusOr<Run> run = deps_.runs->UpdateRunState(run_id, t);
+    if (!run.ok()) return run.status();
+    queue_.erase(run_id);
+    queue_reasons_.erase(run_id);
+    Publish(*run);
+    Notify();
+    return run;
+  }
+  auto it = active_.find(run_id);
+  if (it != active_.end()) {
+    ActiveRun& a = it->second;
+    if (a.state == pendulum::v1::CANCELLING) return deps_.runs->GetRun(run_id);
+    store::RunTransition t;
+    t.to = pendulum::v1::CANCELLING;
+    t.allowed_from = {pendulum::v1::STARTING, pendulum::v1::RUNNING};
+    t.expected_attempt = a.attempt;
+    t.reason = why;
+    absl::StatusOr<Run> run = deps_.runs->UpdateRunState(run_id, t);
+    if (!run.ok()) return run.status();
+    a.state = pendulum::v1::CANCELLING;
+    pendulum::v1::ServerMessage message;
+    auto* cancel = message.mutable_cancel();
+    cancel->set_run_id(run_id);
+    cancel->set_attempt(a.attempt);
+    cancel->set_grace_seconds(options_.cancel_grace_seconds);
+    cancel->set_reason(why);
+    // If the worker is disconnected, the Cancel is resent when it says Hello.
+    SendTo(a.worker_id, message);
+    Publish(*run);
+    return run;
+  }
+  absl::StatusOr<Run> run = deps_.runs->GetRun(run_id);
+  if (!run.ok()) return run.status();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "run ", run_id, " is already ", store::RunStateName(run->state()), "; nothing to cancel"));
+}
+
+absl::Status Coordinator::RequestCheckpoint(const auth::Principal& who, int64_t run_id) {
+  absl::StatusOr<Run> visible = GetVisibleRun(who, run_id);
+  if (!visible.ok()) return visible.status();
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(run_id);
+  if (it == active_.end() || it->second.state != pendulum::v1::RUNNING) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run ", run_id, " is ", store::RunStateName(visible->state()),
+                     "; only a RUNNING run can be asked to checkpoint"));
+  }
+  pendulum::v1::ServerMessage message;
+  message.mutable_checkpoint_now()->set_run_id(run_id);
+  message.mutable_checkpoint_now()->set_attempt(it->second.attempt);
+  SendTo(it->second.worker_id, message);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Run> Coordinator::Subscribe(const auth::Principal& who, int64_t run_id,
+                                           RunWatcher* watcher) {
+  // Holding mu_ orders the first snapshot before any later state change
+  // (state changes publish under mu_).
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Run> run = GetVisibleRun(who, run_id);
+  if (!run.ok()) return run.status();
+  absl::MutexLock fanout(&fanout_mu_);
+  watchers_.emplace(run_id, watcher);
+  run_owner_[run_id] = run->owner();
+  return run;
+}
+
+void Coordinator::Unsubscribe(int64_t run_id, RunWatcher* watcher) {
+  absl::MutexLock fanout(&fanout_mu_);
+  auto range = watchers_.equal_range(run_id);
+  for (auto it = range.first; it != range.second; ++it) {
+    if (it->second == watcher) {
+      watchers_.erase(it);
+      return;
+    }
+  }
+}
+
+void Coordinator::Publish(const Run& run) {
+  pendulum::v1::RunUpdate update;
+  *update.mutable_run() = run;
+  const bool final = store::IsTerminal(run.state());
+  absl::MutexLock fanout(&fanout_mu_);
+  auto range = watchers_.equal_range(run.id());
+  for (auto it = range.first; it != range.second; ++it) it->second->Deliver(update, final);
+}
+
+void Coordinator::SendTo(const std::string& worker_id, const pendulum::v1::ServerMessage& message) {
+  absl::MutexLock fanout(&fanout_mu_);
+  auto it = channels_.find(worker_id);
+  if (it != channels_.end()) it->second->Send(message);
+}
+
+// ---------------------------------------------------------------------------
+// AdminService
+
+absl::StatusOr<pendulum::v1::WorkerInfo> Coordinator::SetDraining(const std::string& worker_id,
+                                                                  bool draining) {
+  if (worker_id.empty()) return absl::InvalidArgumentError("worker_id: empty");
+  absl::StatusOr<pendulum::v1::WorkerInfo> info = deps_.workers->SetDraining(worker_id, draining);
+  if (absl::IsNotFound(info.status())) {
+    return absl::NotFoundError(absl::StrCat("worker '", worker_id, "' not found"));
+  }
+  if (!info.ok()) return info.status();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = workers_.find(worker_id);
+    if (it != workers_.end()) it->second.draining = draining;
+  }
+  Notify();
+  return info;
+}
+
+absl::StatusOr<std::vector<pendulum::v1::WorkerInfo>> Coordinator::ListWorkers() {
+  return deps_.workers->ListWorkers();
+}
+
+pendulum::v1::PoolStatus Coordinator::PoolStatus() {
+  pendulum::v1::PoolStatus status;
+  absl::StatusOr<std::vector<std::pair<RunState, int64_t>>> counts = deps_.runs->CountRunsByState();
+  if (counts.ok()) {
+    for (const auto& [state, n] : *counts) {
+      (*status.mutable_runs_by_state())[store::RunStateName(state)] = static_cast<uint32_t>(n);
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, w] : workers_) {
+    if (w.channel == nullptr || w.lost) continue;
+    status.set_workers_online(status.workers_online() + 1);
+    status.set_gpus_total(status.gpus_total() + w.gpu_owner.size());
+    status.set_gpus_busy(status.gpus_busy() +
+                         std::count_if(w.gpu_owner.begin(), w.gpu_owner.end(),
+                                       [](int64_t r) { return r != 0; }));
+    status.set_slots_total(status.slots_total() + w.info.slots());
+    status.set_slots_busy(status.slots_busy() + w.slots_used);
+  }
+  for (const auto& [id, q] : queue_) (*status.mutable_queued_by_user())[q.owner] += 1;
+  return status;
+}
+
+void Coordinator::CloseAllStreams() {
+  absl::MutexLock fanout(&fanout_mu_);
+  for (auto& [id, channel] : channels_) channel->Close(absl::UnavailableError("server shutting down"));
+  for (auto& [id, watcher] : watchers_) watcher->Close(absl::UnavailableError("server shutting down"));
+}
+
+void Coordinator::RefreshGauges() {
+  if (deps_.metrics == nullptr) return;
+  pendulum::v1::PoolStatus pool = PoolStatus();
+  std::map<std::string, int64_t> runs(pool.runs_by_state().begin(), pool.runs_by_state().end());
+  deps_.metrics->SetRunsByState(runs);
+  std::map<std::string, int64_t> queue(pool.queued_by_user().begin(), pool.queued_by_user().end());
+  deps_.metrics->SetQueueDepthByUser(queue);
+  deps_.metrics->SetGpus(pool.gpus_busy(), pool.gpus_total() - pool.gpus_busy());
+  deps_.metrics->SetIngestQueueEvents(deps_.ingestor->QueuedEvents());
+  std::map<std::string, int64_t> workers;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, w] : workers_) {
+      std::string state = w.lost ? "LOST"
+                          : w.channel == nullptr ? "DISCONNECTED"
+                          : w.draining ? "DRAINING"
+                                       : "ONLINE";
+      workers[state] += 1;
+    }
+  }
+  deps_.metrics->SetWorkersByState(workers);
+}
+
+// ---------------------------------------------------------------------------
+// WorkerService
+
+absl::StatusOr<pendulum::v1::RegisterResponse> Coordinator::Register(
+    const pendulum::v1::RegisterRequest& request) {
+  pendulum::v1::WorkerInfo info;
+  info.set_id(request.worker_id().empty() ? request.hostname() : request.worker_id());
+  if (info.id().empty()) {
+    return absl::InvalidArgumentError("worker_id: empty (and no hostname to default to)");
+  }
+  if (request.gpus().empty() && request.slots() == 0) {
+    return absl::InvalidArgumentError(
+        "slots: 0 and no gpus; a worker must offer at least one GPU or CPU slot");
+  }
+  info.set_hostname(request.hostname());
+  *info.mutable_gpus() = request.gpus();
+  info.set_slots(request.slots());
+  *info.mutable_labels() = request.labels();
+  info.set_version(request.version());
+  absl::StatusOr<pendulum::v1::WorkerInfo> stored = deps_.workers->UpsertWorker(info);
+  if (!stored.ok()) return stored.status();
+  {
+    absl::MutexLock lock(&mu_);
+    LiveWorker& w = workers_[info.id()];
+    w.info = *stored;
+    w.draining = stored->state() == pendulum::v1::WORKER_DRAINING;
+    w.last_seen = deps_.clock->Now();
+    if (w.gpu_owner.size() != static_cast<size_t>(stored->gpus_size())) {
+      std::vector<int64_t> owners(stored->gpus_size(), 0);
+      for (size_t i = 0; i < std::min(owners.size(), w.gpu_owner.size()); ++i) owners[i] = w.gpu_owner[i];
+      w.gpu_owner = std::move(owners);
+    }
+  }
+  pendulum::v1::RegisterResponse response;
+  response.set_worker_id(info.id());
+  response.set_lease_seconds(static_cast<uint32_t>(absl::ToInt64Seconds(options_.lease)));
+  response.set_heartbeat_seconds(static_cast<uint32_t>(absl::ToInt64Seconds(options_.heartbeat)));
+  return response;
+}
+
+absl::Status Coordinator::OnHello(const pendulum::v1::Hello& hello, WorkerChannel* channel) {
+  const std::string& id = hello.worker_id();
+  absl::MutexLock lock(&mu_);
+  auto wit = workers_.find(id);
+  if (id.empty() || wit == workers_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("hello.worker_id: worker '", id, "' is not registered; call Register first"));
+  }
+  LiveWorker& w = wit->second;
+  {
+    absl::MutexLock fanout(&fanout_mu_);
+    WorkerChannel*& slot = channels_[id];
+    if (slot != nullptr && slot != channel) {
+      slot->Close(absl::AbortedError("replaced by a newer Connect stream of the same worker"));
+    }
+    slot = channel;
+  }
+  w.channel = channel;
+  w.lost = false;
+  w.last_seen = deps_.clock->Now();
+  deps_.workers->SetWorkerState(id, pendulum::v1::WORKER_ONLINE)
+      .IgnoreError();  // display only; the lease logic uses memory
+
+  std::set<std::pair<int64_t, uint32_t>> held;
+  for (const auto& r : hello.runs()) held.emplace(r.run_id(), r.attempt());
+
+  // Runs the server placed here: kept if the worker still has them (a server
+  // or connection restart kills nothing); requeued if it does not.
+  std::vector<int64_t> mine(w.runs.begin(), w.runs.end());
+  for (int64_t run_id : mine) {
+    ActiveRun& a = active_.at(run_id);
+    if (held.count({run_id, a.attempt}) > 0) {
+      if (a.state == pendulum::v1::CANCELLING) {
+        pendulum::v1::ServerMessage message;
+        message.mutable_cancel()->set_run_id(run_id);
+        message.mutable_cancel()->set_attempt(a.attempt);
+        message.mutable_cancel()->set_grace_seconds(options_.cancel_grace_seconds);
+        message.mutable_cancel()->set_reason("cancelled");
+        channel->Send(message);
+      }
+      continue;
+    }
+    RequeueLocked(run_id, absl::StrCat("worker '", id, "' reconnected without attempt ", a.attempt));
+  }
+  // Attempts the worker has that are no longer current here (requeued after a
+  // lease expiry, cancelled meanwhile): tell the worker to stop them. Their
+  // events are still stored and acked.
+  for (const auto& [run_id, attempt] : held) {
+    auto it = active_.find(run_id);
+    if (it != active_.end() && it->second.attempt == attempt && it->second.worker_id == id) continue;
+    absl::StatusOr<Run> run = deps_.runs->GetRun(run_id);
+    if (run.ok() && run->attempt() == attempt && store::IsTerminal(run->state())) continue;
+    pendulum::v1::ServerMessage message;
+    message.mutable_cancel()->set_run_id(run_id);
+    message.mutable_cancel()->set_attempt(attempt);
+    message.mutable_cancel()->set_grace_seconds(options_.cancel_grace_seconds);
+    message.mutable_cancel()->set_reason("attempt is no longer current on the server");
+    channel->Send(message);
+  }
+  PENDULUM_LOG(INFO) << "worker " << id << " connected with " << hello.runs_size() << " runs";
+  Notify();
+  return absl::OkStatus();
+}
+
+void Coordinator::OnHeartbeat(const std::string& worker_id, const pendulum::v1::Heartbeat& heartbeat) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = workers_.find(worker_id);
+    if (it == workers_.end()) return;
+    it->second.last_seen = deps_.clock->Now();
+  }
+  std::vector<pendulum::v1::GpuInfo> gpus(heartbeat.gpus().begin(), heartbeat.gpus().end());
+  absl::Status s = deps_.workers->Heartbeat(worker_id, gpus);
+  if (!s.ok()) {
+    PENDULUM_LOG(WARNING) << "heartbeat of " << worker_id << ": " << s;
+  }
+}
+
+void Coordinator::OnRunEvents(const std::string& worker_id, pendulum::v1::RunEvents events) {
+  std::vector<pendulum::v1::TrainerEvent> scalars;
+  bool started = false;
+  for (const auto& e : events.events()) {
+    if (e.has_scalars()) scalars.push_back(e);
+    if (e.has_started()) started = true;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(events.run_id());
+    if (it != active_.end() && it->second.attempt == events.attempt() &&
+        it->second.worker_id == worker_id) {
+      auto wit = workers_.find(worker_id);
+      if (wit != workers_.end()) wit->second.last_seen = deps_.clock->Now();
+      if (started && it->second.state == pendulum::v1::STARTING) {
+        store::RunTransition t;
+        t.to = pendulum::v1::RUNNING;
+        t.allowed_from = {pendulum::v1::STARTING};
+        t.expected_attempt = events.attempt();
+        t.reason = "trainer started";
+        absl::StatusOr<Run> run = deps_.runs->UpdateRunState(events.run_id(), t);
+        if (run.ok()) {
+          it->second.state = pendulum::v1::RUNNING;
+          Publish(*run);
+        }
+      }
+    }
+  }
+  // No lock held: Submit may block for backpressure. The ack is sent from the
+  // writer thread after the commit (the no-loss rule: ack only after commit).
+  deps_.ingestor->Submit(std::move(events),
+                         [this, worker_id, scalars = std::move(scalars)](
+                             absl::StatusOr<store::IngestAck> ack) mutable {
+                           OnIngested(worker_id, ack, std::move(scalars));
+                         });
+}
+
+void Coordinator::OnIngested(const std::string& worker_id, const absl::StatusOr<store::IngestAck>& ack,
+                             std::vector<pendulum::v1::TrainerEvent> scalars) {
+  if (!ack.ok()) {
+    // Nothing is acked; the worker keeps the events spooled and resends them.
+    PENDULUM_LOG(WARNING) << "ingesting events from worker " << worker_id << ": " << ack.status();
+    return;
+  }
+  if (deps_.metrics != nullptr) deps_.metrics->AddIngestedPoints(ack->points_inserted);
+  absl::MutexLock fanout(&fanout_mu_);
+  auto channel = channels_.find(worker_id);
+  if (channel != channels_.end() && ack->acked_seq > 0) {
+    pendulum::v1::ServerMessage message;
+    message.mutable_ack()->set_run_id(ack->run_id);
+    message.mutable_ack()->set_attempt(ack->attempt);
+    message.mutable_ack()->set_acked_seq(ack->acked_seq);
+    channel->second->Send(message);
+  }
+  // Points newly durable since the last ack go to watchers, each exactly once.
+  uint64_t& previous = acked_[{ack->run_id, ack->attempt}];
+  const uint64_t from = previous;
+  previous = std::max(previous, ack->acked_seq);
+  std::map<std::string, pendulum::v1::MetricSeries> series;
+  double last_loss = 0;
+  bool have_loss = false;
+  for (const auto& e : scalars) {
+    if (e.seq() <= from || e.seq() > ack->acked_seq) continue;
+    for (const auto& [name, value] : e.scalars().values()) {
+      pendulum::v1::MetricSeries& s = series[name];
+      s.set_name(name);
+      auto* p = s.add_points();
+      p->set_step(e.scalars().step());
+      p->set_value(value);
+      p->set_time_unix_ms(e.time_unix_ms());
+      p->set_attempt(ack->attempt);
+      if (name == "loss") {
+        last_loss = value;
+        have_loss = true;
+      }
+    }
+  }
+  if (have_loss && deps_.metrics != nullptr && !ack->finished) {
+    deps_.metrics->SetRunLoss(ack->run_id, run_owner_[ack->run_id], last_loss);
+  }
+  if (series.empty()) return;
+  pendulum::v1::RunUpdate update;
+  for (auto& [name, s] : series) *update.add_points() = std::move(s);
+  auto range = watchers_.equal_range(ack->run_id);
+  for (auto it = range.first; it != range.second; ++it) it->second->Deliver(update, false);
+}
+
+void Coordinator::OnRunStatus(const std::string& worker_id, const pendulum::v1::RunStatus& status) {
+  absl::MutexLock lock(&mu_);
+  auto wit = workers_.find(worker_id);
+  if (wit != workers_.end()) wit->second.last_seen = deps_.clock->Now();
+  auto it = active_.find(status.run_id());
+  if (it == active_.end() || it->second.attempt != status.attempt() ||
+      it->second.worker_id != worker_id) {
+    PENDULUM_LOG(INFO) << "ignoring status " << store::RunStateName(status.state()) << " of run "
+                       << status.run_id() << " attempt " << status.attempt() << " from "
+                       << worker_id << " (not its current attempt here)";
+    return;
+  }
+  ActiveRun& a = it->second;
+  store::RunTransition t;
+  t.expected_attempt = a.attempt;
+  switch (status.state()) {
+    case pendulum::v1::RUNNING:
+      if (a.state != pendulum::v1::STARTING) return;
+      t.to = pendulum::v1::RUNNING;
+      t.allowed_from = {pendulum::v1::STARTING};
+      t.reason = "trainer running";
+      break;
+    case pendulum::v1::SUCCEEDED:
+      t.to = pendulum::v1::SUCCEEDED;
+      t.reason = status.message().empty() ? "succeeded" : status.message();
+      t.exit_code = status.exit_code();
+      break;
+    case pendulum::v1::FAILED:
+    case pendulum::v1::CANCELLED:
+      // A trainer stopped because we asked is CANCELLED, whatever its exit code.
+      if (a.state == pendulum::v1::CANCELLING || status.state() == pendulum::v1::CANCELLED) {
+        t.to = pendulum::v1::CANCELLED;
+        t.reason = status.message().empty() ? "cancelled" : status.message();
+      } else {
+        t.to = pendulum::v1::FAILED;
+        t.reason = status.message().empty()
+                       ? absl::StrCat("trainer exited with status ", status.exit_code())
+                       : status.message();
+      }
+      t.exit_code = status.exit_code();
+      break;
+    default:
+      return;
+  }
+  absl::StatusOr<Run> run = deps_.runs->UpdateRunState(status.run_id(), t);
+  if (!run.ok()) {
+    PENDULUM_LOG(WARNING) << "run " << status.run_id() << " → " << store::RunStateName(t.to) << ": "
+                          << run.status();
+    return;
+  }
+  if (t.to == pendulum::v1::RUNNING) {
+    a.state = pendulum::v1::RUNNING;
+    Publish(*run);
+    return;
+  }
+  FinishLocked(status.run_id(), *run);
+}
+
+void Coordinator::FinishLocked(int64_t run_id, const Run& run) {
+  auto it = active_.find(run_id);
+  if (it != active_.end()) {
+    Release(it->second);
+    active_.erase(it);
+  }
+  if (deps_.metrics != nullptr) deps_.metrics->RemoveRun(run_id);
+  Publish(run);
+  Notify();
+}
+
+void Coordinator::OnDisconnect(const std::string& worker_id, WorkerChannel* channel) {
+  absl::MutexLock lock(&mu_);
+  {
+    absl::MutexLock fanout(&fanout_mu_);
+    auto it = channels_.find(worker_id);
+    if (it == channels_.end() || it->second != channel) return;  // already replaced
+    channels_.erase(it);
+  }
+  auto wit = workers_.find(worker_id);
+  if (wit != workers_.end() && wit->second.channel == channel) wit->second.channel = nullptr;
+  PENDULUM_LOG(INFO) << "worker " << worker_id << " disconnected; its runs wait one lease";
+  Notify();
+}
+
+void Coordinator::CheckLeases() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = deps_.clock->Now();
+  bool changed = false;
+  for (auto& [id, w] : workers_) {
+    if (w.lost || now - w.last_seen <= options_.lease) continue;
+    w.lost = true;
+    changed = true;
+    PENDULUM_LOG(WARNING) << "worker " << id << " lost: silent for "
+                          << absl::FormatDuration(now - w.last_seen);
+    deps_.workers->SetWorkerState(id, pendulum::v1::WORKER_LOST).IgnoreError();  // display only
+    std::vector<int64_t> runs(w.runs.begin(), w.runs.end());
+    for (int64_t run_id : runs) {
+      RequeueLocked(run_id, absl::StrCat("worker '", id, "' lost (no heartbeat for ",
+                                         absl::FormatDuration(options_.lease), ")"));
+    }
+    // A silent stream may still be open: end it so the worker, if alive,
+    // reconnects and its Hello reconciles (stopping the requeued attempts).
+    absl::MutexLock fanout(&fanout_mu_);
+    auto cit = channels_.find(id);
+    if (cit != channels_.end()) {
+      cit->second->Close(absl::UnavailableError("lease expired; reconnect"));
+      channels_.erase(cit);
+    }
+    w.channel = nullptr;
+  }
+  if (changed) Notify();
+}
+
+void Coordinator::RequeueLocked(int64_t run_id, const std::string& reason) {
+  auto it = active_.find(run_id);
+  if (it == active_.end()) return;
+  ActiveRun a = it->second;
+  if (a.state == pendulum::v1::CANCELLING) {
+    store::RunTransition t;
+    t.to = pendulum::v1::CANCELLED;
+    t.expected_attempt = a.attempt;
+    t.reason = absl::StrCat("cancelled; ", reason, " before confirming");
+    absl::StatusOr<Run> run = deps_.runs->UpdateRunState(run_id, t);
+    if (run.ok()) {
+      FinishLocked(run_id, *run);
+      return;
+    }
+    PENDULUM_LOG(WARNING) << "cancel of run " << run_id << ": " << run.status();
+  }
+  absl::StatusOr<Run> run = deps_.runs->RequeueRun(run_id, a.attempt, reason);
+  if (!run.ok()) {
+    PENDULUM_LOG(ERROR) << "requeue of run " << run_id << ": " << run.status();
+    return;
+  }
+  Release(a);
+  active_.erase(run_id);
+  if (deps_.metrics != nullptr) deps_.metrics->RemoveRun(run_id);
+  EnqueueLocked(*run);
+  PENDULUM_LOG(INFO) << "run " << run_id << " requeued as attempt " << run->attempt() << ": " << reason;
+  Publish(*run);
+}
+
+void Coordinator::Allocate(LiveWorker& worker, ActiveRun& run, uint32_t gpus) {
+  run.gpu_indices.clear();
+  run.uses_slot = gpus == 0;
+  if (gpus == 0) {
+    ++worker.slots_used;
+  } else {
+    for (size_t i = 0; i < worker.gpu_owner.size() && run.gpu_indices.size() < gpus; ++i) {
+      if (worker.gpu_owner[i] == 0) {
+        worker.gpu_owner[i] = run.run_id;
+        run.gpu_indices.push_back(static_cast<uint32_t>(i));
+      }
+    }
+  }
+  worker.runs.insert(run.run_id);
+}
+
+void Coordinator::Release(const ActiveRun& run) {
+  auto it = workers_.find(run.worker_id);
+  if (it == workers_.end()) return;
+  LiveWorker& w = it->second;
+  if (run.uses_slot && w.slots_used > 0) --w.slots_used;
+  for (auto& owner : w.gpu_owner) {
+    if (owner == run.run_id) owner = 0;
+  }
+  w.runs.erase(run.run_id);
+}
+
+// ---------------------------------------------------------------------------
+// Scheduler backend
+
+scheduler::PoolSnapshot Coordinator::TakeSnapshot() {
+  absl::MutexLock lock(&mu_);
+  scheduler::PoolSnapshot snapshot;
+  snapshot.queue.reserve(queue_.size());
+  for (const auto& [id, q] : queue_) snapshot.queue.push_back(q);
+  for (const auto& [id, w] : workers_) {
+    if (w.lost) continue;
+    scheduler::WorkerCapacity c;
+    c.worker_id = id;
+    c.schedulable = w.channel != nullptr && !w.draining;
+    c.total_gpus = w.gpu_owner.size();
+    for (size_t i = 0; i < w.gpu_owner.size(); ++i) {
+      if (w.gpu_owner[i] == 0) c.free_gpu_indices.push_back(static_cast<uint32_t>(i));
+    }
+    c.total_slots = w.info.slots();
+    c.free_slots = w.info.slots() > w.slots_used ? w.info.slots() - w.slots_used : 0;
+    c.labels.insert(w.info.labels().begin(), w.info.labels().end());
+    snapshot.workers.push_back(std::move(c));
+  }
+  return snapshot;
+}
+
+void Coordinator::ApplyPlan(const scheduler::PlacementPlan& plan) {
+  struct Supersede {
+    int64_t run_id;
+    uint32_t attempt;
+    int64_t step;
+  };
+  std::vector<Supersede> supersede;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& p : plan.placements) {
+      auto q = queue_.find(p.run_id);
+      auto wit = workers_.find(p.worker_id);
+      if (q == queue_.end() || wit == workers_.end()) continue;  // cancelled / gone meanwhile
+      LiveWorker& w = wit->second;
+      if (w.channel == nullptr || w.draining || w.lost) continue;
+      bool free = p.gpu_indices.empty() ? w.slots_used < w.info.slots() : true;
+      for (uint32_t g : p.gpu_indices) free = free && g < w.gpu_owner.size() && w.gpu_owner[g] == 0;
+      if (!free) continue;  // capacity changed since the snapshot; next pass retries
+
+      std::string where = p.gpu_indices.empty()
+                              ? absl::StrCat("placed on ", p.worker_id, " (CPU slot)")
+                              : absl::StrCat("placed on ", p.worker_id, " (GPUs ",
+                                             absl::StrJoin(p.gpu_indices, ","), ")");
+      absl::StatusOr<Run> run = deps_.runs->AssignRun(p.run_id, p.worker_id, where);
+      if (!run.ok()) {
+        PENDULUM_LOG(WARNING) << "assigning run " << p.run_id << ": " << run.status();
+        if (absl::IsFailedPrecondition(run.status()) || absl::IsNotFound(run.status())) {
+          queue_.erase(q);
+        }
+        continue;
+      }
+      queue_.erase(q);
+      queue_reasons_.erase(p.run_id);
+      ActiveRun a;
+      a.run_id = p.run_id;
+      a.attempt = run->attempt();
+      a.owner = run->owner();
+      a.worker_id = p.worker_id;
+      a.state = pendulum::v1::STARTING;
+      a.uses_slot = p.gpu_indices.empty();
+      a.gpu_indices = p.gpu_indices;
+      if (a.uses_slot) {
+        ++w.slots_used;
+      } else {
+        for (uint32_t g : p.gpu_indices) w.gpu_owner[g] = p.run_id;
+      }
+      w.runs.insert(p.run_id);
+
+      pendulum::v1::ServerMessage message;
+      pendulum::v1::Assignment* assign = message.mutable_assign();
+      assign->set_run_id(p.run_id);
+      assign->set_attempt(a.attempt);
+      *assign->mutable_spec() = run->spec();
+      for (uint32_t g : p.gpu_indices) assign->add_gpu_indices(g);
+      if (a.attempt > 1) {
+        absl::StatusOr<store::ResumePoint> resume = deps_.runs->GetResumePoint(p.run_id);
+        if (resume.ok() && !resume->artifact_id.empty()) {
+          assign->set_resume_artifact(resume->artifact_id);
+          assign->set_resume_step(resume->step);
+          supersede.push_back({p.run_id, a.attempt, resume->step});
+        } else {
+          supersede.push_back({p.run_id, a.attempt, -1});  // starts over: all earlier points superseded
+        }
+      }
+      if (run->spec().init().from_run() > 0) {
+        auto ckpt = deps_.artifacts->LatestCheckpoint(run->spec().init().from_run());
+        if (ckpt.ok() && ckpt->has_value()) assign->set_init_artifact((*ckpt)->id);
+      }
+      if (run->spec().distill().teacher_run() > 0) {
+        auto ckpt = deps_.artifacts->LatestCheckpoint(run->spec().distill().teacher_run());
+        if (ckpt.ok() && ckpt->has_value()) assign->set_teacher_artifact((*ckpt)->id);
+      }
+      {
+        absl::MutexLock fanout(&fanout_mu_);
+        run_owner_[p.run_id] = run->owner();
+      }
+      active_[p.run_id] = std::move(a);
+      SendTo(p.worker_id, message);
+      Publish(*run);
+    }
+    for (const auto& [run_id, reason] : plan.queue_reasons) {
+      if (queue_.count(run_id) == 0) continue;
+      std::string& last = queue_reasons_[run_id];
+      if (last == reason) continue;  // reasons change rarely; skip the write
+      if (deps_.runs->SetQueueReason(run_id, reason).ok()) last = reason;
+    }
+  }
+  // Outside mu_: MarkSuperseded waits for the writer thread, whose callbacks
+  // must be able to run meanwhile.
+  for (const auto& s : supersede) {
+    absl::Status status = deps_.ingestor->MarkSuperseded(s.run_id, s.attempt, s.step);
+    if (!status.ok()) {
+      PENDULUM_LOG(WARNING) << "superseding points of run " << s.run_id << ": " << status;
+    }
+  }
+}
+
+}  // namespace pendulum::api

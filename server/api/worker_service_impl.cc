@@ -1,0 +1,392 @@
+#include "server/api/worker_service_impl.h"
+
+#include <openssl/evp.h>
+
+#include <deque>
+#include <fstream>
+#include <random>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "server/api/call_auth.h"
+#include "server/api/status_util.h"
+
+namespace pendulum::api {
+namespace {
+
+using pendulum::v1::ArtifactChunk;
+using pendulum::v1::ServerMessage;
+using pendulum::v1::WorkerMessage;
+
+constexpr char kService[] = "/pendulum.v1.WorkerService/";
+
+// Incremental SHA-256 (OpenSSL EVP), hex digest.
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void Update(absl::string_view data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
+  std::string HexDigest() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, digest, &len);
+    return absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest), len));
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+// One worker's Connect stream. Reads are handled one at a time (the next
+// read starts after the Coordinator took the message); writes queue here and
+// go out one at a time. Deletes itself in OnDone after telling the
+// Coordinator the stream is gone.
+class WorkerStream final : public grpc::ServerBidiReactor<WorkerMessage, ServerMessage>,
+                           public WorkerChannel {
+ public:
+  WorkerStream(Coordinator* coordinator, absl::Status auth) : coordinator_(coordinator) {
+    if (!auth.ok()) {
+      Close(auth);
+      return;
+    }
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the worker half-closed or the stream broke
+      Close(absl::OkStatus());
+      return;
+    }
+    if (worker_id_.empty()) {
+      if (!in_.has_hello()) {
+        Close(absl::FailedPreconditionError("the first message on Connect must be hello"));
+        return;
+      }
+      absl::Status hello = coordinator_->OnHello(in_.hello(), this);
+      if (!hello.ok()) {
+        Close(hello);
+        return;
+      }
+      worker_id_ = in_.hello().worker_id();
+    } else {
+      switch (in_.msg_case()) {
+        case WorkerMessage::kHeartbeat:
+          coordinator_->OnHeartbeat(worker_id_, in_.heartbeat());
+          break;
+        case WorkerMessage::kEvents:
+          coordinator_->OnRunEvents(worker_id_, std::move(*in_.mutable_events()));
+          break;
+        case WorkerMessage::kStatus:
+          coordinator_->OnRunStatus(worker_id_, in_.status());
+          break;
+        case WorkerMessage::kHello:
+          Close(absl::FailedPreconditionError("hello sent twice on one Connect stream"));
+          return;
+        default:
+          break;  // an empty message keeps the stream alive and nothing else
+      }
+    }
+    in_.Clear();
+    StartRead(&in_);
+  }
+
+  void Send(const ServerMessage& message) override {
+    absl::MutexLock lock(&mu_);
+    if (finishing_) return;
+    out_.push_back(message);
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&out_.front());
+    }
+  }
+
+  void Close(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    if (finishing_) return;
+    finishing_ = true;
+    if (writing_) {
+      close_status_ = status;  // finished after the write in flight completes
+      return;
+    }
+    Finish(ToGrpcStatus(status));
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    out_.pop_front();
+    if (ok && !finishing_ && !out_.empty()) {
+      StartWrite(&out_.front());
+      return;
+    }
+    writing_ = false;
+    if (!ok && !finishing_) {
+      finishing_ = true;
+      Finish(ToGrpcStatus(absl::UnavailableError("write to worker failed")));
+      return;
+    }
+    if (finishing_) Finish(ToGrpcStatus(close_status_));
+  }
+
+  void OnDone() override {
+    if (!worker_id_.empty()) coordinator_->OnDisconnect(worker_id_, this);
+    delete this;
+  }
+
+ private:
+  Coordinator* const coordinator_;
+  WorkerMessage in_;           // only touched by the read callbacks (one at a time)
+  std::string worker_id_;      // set by the first (hello) read
+
+  absl::Mutex mu_;
+  std::deque<ServerMessage> out_ ABSL_GUARDED_BY(mu_);  // front is in flight while writing_
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status close_status_ ABSL_GUARDED_BY(mu_);
+};
+
+// Receives one artifact: header on the first chunk, ≤ 1 MiB of data per
+// chunk, written to a temp file, verified (size, sha256), renamed into place
+// and recorded in the ArtifactStore.
+class UploadReactor final : public grpc::ServerReadReactor<ArtifactChunk> {
+ public:
+  UploadReactor(absl::Status auth, store::RunStore* runs, store::ArtifactStore* artifacts,
+                std::filesystem::path dir, pendulum::v1::ArtifactInfo* response)
+      : runs_(runs), artifacts_(artifacts), dir_(std::move(dir)), response_(response) {
+    if (!auth.ok()) {
+      Done(auth);
+      return;
+    }
+    StartRead(&chunk_);
+  }
+
+  void OnReadDone(bool ok) override {
+    absl::Status s = ok ? Take() : Complete();
+    if (!s.ok()) {
+      Done(s);
+      return;
+    }
+    if (ok) {
+      StartRead(&chunk_);
+    } else {
+      Done(absl::OkStatus());
+    }
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Take() {
+    if (!have_header_) {
+      if (!chunk_.has_header()) {
+        return absl::InvalidArgumentError("header: the first chunk must carry the artifact header");
+      }
+      header_ = chunk_.header();
+      if (header_.run_id() <= 0) {
+        return absl::InvalidArgumentError(absl::StrCat("header.run_id: got ", header_.run_id(), ", must be >= 1"));
+      }
+      if (header_.kind().empty() || header_.kind().find_first_of("/\\. ") != std::string::npos) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("header.kind: got '", header_.kind(), "', must be a plain word like 'checkpoint'"));
+      }
+      if (header_.size() < 0) return absl::InvalidArgumentError("header.size: must be >= 0");
+      if (header_.sha256().size() != 64) {
+        return absl::InvalidArgumentError("header.sha256: must be 64 hex characters");
+      }
+      PENDULUM_RETURN_IF_ERROR(runs_->GetRun(header_.run_id()).status());
+      std::filesystem::path run_dir = dir_ / absl::StrCat("run-", header_.run_id());
+      std::error_code ec;
+      std::filesystem::create_directories(run_dir, ec);
+      if (ec) return absl::InternalError(absl::StrCat("creating ", run_dir.string(), ": ", ec.message()));
+      std::random_device rd;
+      final_path_ = run_dir / absl::StrCat(header_.kind(), "-a", header_.attempt(), "-s", header_.step(),
+                                          "-", absl::string_view(header_.sha256()).substr(0, 16));
+      temp_path_ = final_path_;
+      temp_path_ += absl::StrCat(".part", rd());
+      out_.open(temp_path_, std::ios::binary | std::ios::trunc);
+      if (!out_) return absl::InternalError(absl::StrCat("cannot write ", temp_path_.string()));
+      have_header_ = true;
+    } else if (chunk_.has_header()) {
+      return absl::InvalidArgumentError("header: only the first chunk may carry a header");
+    }
+    if (chunk_.data().size() > kMaxArtifactChunkBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("data: chunk of ", chunk_.data().size(),
+                                                     " bytes, at most ", kMaxArtifactChunkBytes));
+    }
+    received_ += chunk_.data().size();
+    if (received_ > header_.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("data: more than header.size = ", header_.size(), " bytes"));
+    }
+    sha_.Update(chunk_.data());
+    out_.write(chunk_.data().data(), chunk_.data().size());
+    if (!out_) return absl::InternalError(absl::StrCat("writing ", temp_path_.string()));
+    chunk_.Clear();
+    return absl::OkStatus();
+  }
+
+  absl::Status Complete() {
+    if (!have_header_) return absl::InvalidArgumentError("header: no chunks received");
+    out_.close();
+    if (received_ != header_.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("data: received ", received_, " bytes, header.size says ", header_.size()));
+    }
+    std::string digest = sha_.HexDigest();
+    if (digest != absl::AsciiStrToLower(header_.sha256())) {
+      return absl::DataLossError(absl::StrCat("sha256 mismatch: header says ", header_.sha256(),
+                                              ", received data hashes to ", digest));
+    }
+    std::error_code ec;
+    std::filesystem::rename(temp_path_, final_path_, ec);
+    if (ec) return absl::InternalError(absl::StrCat("renaming into ", final_path_.string(), ": ", ec.message()));
+    store::Artifact artifact;
+    artifact.run_id = header_.run_id();
+    artifact.attempt = header_.attempt();
+    artifact.step = header_.step();
+    artifact.kind = header_.kind();
+    artifact.path = final_path_.string();
+    artifact.size = header_.size();
+    artifact.sha256 = digest;
+    PENDULUM_ASSIGN_OR_RETURN(store::Artifact stored, artifacts_->Add(artifact));
+    response_->set_id(stored.id);
+    response_->set_run_id(stored.run_id);
+    response_->set_step(stored.step);
+    response_->set_size(stored.size);
+    response_->set_sha256(stored.sha256);
+    temp_path_.clear();
+    return absl::OkStatus();
+  }
+
+  void Done(const absl::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    if (!temp_path_.empty()) {
+      out_.close();
+      std::error_code ec;
+      std::filesystem::remove(temp_path_, ec);  // best effort: a partial upload is garbage
+    }
+    Finish(ToGrpcStatus(status));
+  }
+
+  store::RunStore* runs_;
+  store::ArtifactStore* artifacts_;
+  const std::filesystem::path dir_;
+  pendulum::v1::ArtifactInfo* response_;
+  ArtifactChunk chunk_;
+  bool have_header_ = false;
+  bool finished_ = false;
+  pendulum::v1::ArtifactHeader header_;
+  std::filesystem::path final_path_;
+  std::filesystem::path temp_path_;
+  std::ofstream out_;
+  int64_t received_ = 0;
+  Sha256 sha_;
+};
+
+// Sends one stored artifact: the header on the first chunk, then ≤ 1 MiB per chunk.
+class DownloadReactor final : public grpc::ServerWriteReactor<ArtifactChunk> {
+ public:
+  DownloadReactor(absl::Status auth, store::ArtifactStore* artifacts, const std::string& id) {
+    absl::Status s = auth.ok() ? Open(artifacts, id) : auth;
+    if (!s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    Next();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(ToGrpcStatus(absl::CancelledError("client went away")));
+      return;
+    }
+    Next();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Open(store::ArtifactStore* artifacts, const std::string& id) {
+    absl::StatusOr<store::Artifact> artifact = artifacts->Get(id);
+    if (absl::IsNotFound(artifact.status())) {
+      return absl::NotFoundError(absl::StrCat("artifact '", id, "' not found"));
+    }
+    if (!artifact.ok()) return artifact.status();
+    in_.open(artifact->path, std::ios::binary);
+    if (!in_) return absl::DataLossError(absl::StrCat("artifact '", id, "': file ", artifact->path, " is missing"));
+    auto* header = chunk_.mutable_header();
+    header->set_run_id(artifact->run_id);
+    header->set_attempt(artifact->attempt);
+    header->set_kind(artifact->kind);
+    header->set_step(artifact->step);
+    header->set_size(artifact->size);
+    header->set_sha256(artifact->sha256);
+    remaining_ = artifact->size;
+    return absl::OkStatus();
+  }
+
+  void Next() {
+    if (sent_header_) chunk_.clear_header();
+    if (sent_header_ && remaining_ <= 0) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    std::string* data = chunk_.mutable_data();
+    data->resize(std::min<int64_t>(remaining_, kMaxArtifactChunkBytes));
+    in_.read(data->data(), data->size());
+    if (static_cast<size_t>(in_.gcount()) != data->size()) {
+      Finish(ToGrpcStatus(absl::DataLossError("artifact file is shorter than recorded")));
+      return;
+    }
+    remaining_ -= data->size();
+    sent_header_ = true;
+    StartWrite(&chunk_);
+  }
+
+  std::ifstream in_;
+  ArtifactChunk chunk_;
+  int64_t remaining_ = 0;
+  bool sent_header_ = false;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContext* context,
+                                                      const pendulum::v1::RegisterRequest* request,
+                                                      pendulum::v1::RegisterResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status s = [&]() -> absl::Status {
+    PENDULUM_RETURN_IF_ERROR(
+        AuthorizeCall(*authenticator_, context, absl::StrCat(kService, "Register")).status());
+    PENDULUM_ASSIGN_OR_RETURN(*response, coordinator_->Register(*request));
+    return absl::OkStatus();
+  }();
+  reactor->Finish(ToGrpcStatus(s));
+  return reactor;
+}
+
+grpc::ServerBidiReactor<WorkerMessage, ServerMessage>* WorkerServiceImpl::Connect(
+    grpc::CallbackServerContext* context) {
+  return new WorkerStream(
+      coordinator_, AuthorizeCall(*authenticator_, context, absl::StrCat(kService, "Connect")).status());
+}
+
+grpc::ServerReadReactor<ArtifactChunk>* WorkerServiceImpl::UploadArtifact(
+    grpc::CallbackServerContext* context, pendulum::v1::ArtifactInfo* response) {
+  return new UploadReactor(
+      AuthorizeCall(*authenticator_, context, absl::StrCat(kService, "UploadArtifact")).status(), runs_,
+      artifacts_, artifact_dir_, response);
+}
+
+grpc::ServerWriteReactor<ArtifactChunk>* WorkerServiceImpl::DownloadArtifact(
+    grpc::CallbackServerContext* context, const pendulum::v1::DownloadArtifactRequest* request) {
+  return new DownloadReactor(
+      AuthorizeCall(*authenticator_, context, absl::StrCat(kService, "DownloadArtifact")).status(),
+      artifacts_, request->id());
+}
+
+}  // namespace pendulum::api

@@ -29,6 +29,8 @@ ABSL_FLAG(int64_t, events, 100000, "trainer events (each carries --values scalar
 ABSL_FLAG(int, values, 4, "scalar values per event (rows per event)");
 ABSL_FLAG(int, batch_events, 500, "events per RunEvents batch handed to the ingestor");
 ABSL_FLAG(int, raw_txn_rows, 2000, "rows per transaction in the raw insert loop");
+ABSL_FLAG(int, max_events_per_txn, pendulum::store::IngestorOptions().max_events_per_transaction,
+          "IngestorOptions.max_events_per_transaction");
 ABSL_FLAG(int, repeat, 3, "repetitions of each measurement (median reported)");
 ABSL_FLAG(std::string, dir, "", "directory for the database files (default: a temp dir, removed)");
 ABSL_FLAG(std::string, synchronous, "NORMAL", "PRAGMA synchronous for both: NORMAL or FULL");
@@ -126,7 +128,9 @@ double IngestorRate(const std::filesystem::path& path, int64_t events, int value
     }
     batches.push_back(std::move(b));
   }
-  auto ingestor = MetricIngestor::Start(db.get(), RealClock::Get());
+  IngestorOptions options;
+  options.max_events_per_transaction = absl::GetFlag(FLAGS_max_events_per_txn);
+  auto ingestor = MetricIngestor::Start(db.get(), RealClock::Get(), options);
   if (!ingestor.ok()) Die(ingestor.status(), "start");
   std::atomic<uint64_t> acked{0};
   std::atomic<int64_t> errors{0};
@@ -189,10 +193,10 @@ int Main() {
   std::printf(
       "{\n  \"benchmark\": \"store_ingest\",\n  \"events\": %lld,\n  \"values_per_event\": %d,\n"
       "  \"points\": %lld,\n  \"batch_events\": %d,\n  \"raw_txn_rows\": %d,\n  \"synchronous\": \"%s\",\n"
-      "  \"repeat\": %d,\n  \"raw_insert_rows_per_sec\": %lld,\n  \"raw_runs\": %s,\n"
+      "  \"max_events_per_txn\": %d,\n  \"repeat\": %d,\n  \"raw_insert_rows_per_sec\": %lld,\n  \"raw_runs\": %s,\n"
       "  \"ingestor_points_per_sec\": %lld,\n  \"ingestor_runs\": %s,\n  \"ingestor_vs_raw\": %.3f\n}\n",
       static_cast<long long>(events), values, static_cast<long long>(events * values), batch_events, txn_rows,
-      absl::GetFlag(FLAGS_synchronous).c_str(), repeat, static_cast<long long>(raw_m), Json(raw).c_str(),
+      absl::GetFlag(FLAGS_synchronous).c_str(), absl::GetFlag(FLAGS_max_events_per_txn), repeat, static_cast<long long>(raw_m), Json(raw).c_str(),
       static_cast<long long>(ing_m), Json(ing).c_str(), ing_m / raw_m);
   if (temp) std::filesystem::remove_all(dir);
   return 0;

@@ -8,6 +8,7 @@
 // ALREADY_EXISTS (unique/primary key) or FAILED_PRECONDITION (foreign key,
 // check); everything else → INTERNAL. Messages carry SQLite's own text.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -109,11 +110,17 @@ class Connection {
     void operator()(sqlite3* db) const;
   };
   Connection(std::unique_ptr<sqlite3, Closer> db, std::string path);
+  // SQLite busy handler: retries every ~1 ms until busy_timeout_ms_ (SQLite's
+  // own busy_timeout backs off to 100 ms sleeps, which would add that much
+  // latency to a short write queued behind an ingest transaction).
+  static int OnBusy(void* self, int attempts);
 
   // cache_ is declared after db_, so statements are finalized before the connection closes.
   std::unique_ptr<sqlite3, Closer> db_;
   absl::flat_hash_map<std::string, std::unique_ptr<Statement>> cache_;
   std::string path_;
+  int busy_timeout_ms_ = 0;
+  std::chrono::steady_clock::time_point busy_since_;  // start of the current wait
 };
 
 // RAII transaction. BEGIN IMMEDIATE on construction (takes the write lock up

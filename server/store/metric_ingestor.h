@@ -43,9 +43,10 @@ namespace pendulum::store {
 
 struct IngestorOptions {
   // Most events written in one transaction (more queued batches wait for the
-  // next one). Larger is faster; each transaction holds the write lock for
-  // longer. Default 20000.
-  int max_events_per_transaction = 20000;
+  // next one). Each transaction holds SQLite's write lock, delaying other
+  // writers (SubmitRun, state changes) for its duration; store_bench shows no
+  // throughput gain beyond ~500 events. Default 2000.
+  int max_events_per_transaction = 2000;
   // Submit() blocks while more than this many events wait in the queue
   // (backpressure instead of unbounded memory). Default 200000.
   int max_queued_events = 200000;

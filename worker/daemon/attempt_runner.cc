@@ -26,7 +26,10 @@ namespace fs = std::filesystem;
 constexpr int kPipeBytes = 1 << 20;
 constexpr size_t kReadBytes = 1 << 20;
 
-absl::Status WriteFileDurably(const fs::path& path, const std::string& data) {
+// Writes via a temp file and rename. `durable` adds the fsyncs; only files
+// that must survive a machine crash need them (they cost milliseconds that
+// submit-to-running latency would pay).
+absl::Status WriteFileAtomically(const fs::path& path, const std::string& data, bool durable) {
   const fs::path tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return absl::UnavailableError(absl::StrCat("creating ", tmp.string(), ": ", std::strerror(errno)));
@@ -40,13 +43,13 @@ absl::Status WriteFileDurably(const fs::path& path, const std::string& data) {
     }
     off += static_cast<size_t>(n);
   }
-  const int rc = ::fsync(fd);
+  const int rc = durable ? ::fsync(fd) : 0;
   ::close(fd);
   if (rc != 0) return absl::UnavailableError(absl::StrCat("fsync ", tmp.string()));
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("renaming ", tmp.string(), ": ", ec.message()));
-  const int dfd = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int dfd = durable ? ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
@@ -208,7 +211,7 @@ absl::StatusOr<std::vector<std::string>> AttemptRunner::Prepare() {
   std::error_code ec;
   fs::create_directories(dir / "out", ec);
   if (ec) return absl::UnavailableError(absl::StrCat("creating ", dir.string(), ": ", ec.message()));
-  PENDULUM_RETURN_IF_ERROR(WriteFileDurably(dir / "spec.pb", assignment_.spec().SerializeAsString()));
+  PENDULUM_RETURN_IF_ERROR(WriteFileAtomically(dir / "spec.pb", assignment_.spec().SerializeAsString(), /*durable=*/false));
   std::vector<std::string> argv = {options_.trainer_path, "--spec", (dir / "spec.pb").string(),
                                    "--out", (dir / "out").string(), "--events-fd", "3",
                                    "--run-id", std::to_string(run_id_),
@@ -275,6 +278,10 @@ void AttemptRunner::RunThread() {
   if (!argv.ok()) return fail_before_start(argv.status(), v1::FAILED);
   {
     absl::MutexLock lock(&mu_);
+    if (abandoned_) {
+      uploads_closed_ = true;
+      return;  // daemon shutting down before the trainer started
+    }
     if (cancel_requested_) {
       return fail_before_start(absl::CancelledError(absl::StrCat("cancelled before the trainer started: ",
                                                                  cancel_reason_)),
@@ -314,7 +321,7 @@ void AttemptRunner::RunThread() {
     return fail_before_start(child.status(), v1::FAILED);
   }
   trainer_pid_ = (*child)->pid();
-  WriteFileDurably(options_.dir / "trainer.pid", std::to_string((*child)->pid()))
+  WriteFileAtomically(options_.dir / "trainer.pid", std::to_string((*child)->pid()), /*durable=*/false)
       .IgnoreError();  // only used to find an orphan after a daemon crash
   ChildProcess* raw_child = child->get();
   bool cancelled_meanwhile = false;
@@ -471,7 +478,7 @@ void AttemptRunner::Finish(v1::RunStatus status) {
   // Every checkpoint is on the server before the final status is reported.
   if (uploader_.joinable()) uploader_.join();
   status.set_last_seq(spool_ ? spool_->last_seq() : 0);
-  absl::Status persisted = WriteFileDurably(options_.dir / "status.pb", status.SerializeAsString());
+  absl::Status persisted = WriteFileAtomically(options_.dir / "status.pb", status.SerializeAsString(), /*durable=*/true);
   if (!persisted.ok()) {
     PENDULUM_LOG(ERROR) << "persisting final status: " << persisted.message();
   }

@@ -2,6 +2,7 @@
 // used by the daemon's unit tests. It reads the same command line
 // (docs/trainer_protocol.md) and behaves as FAKE_TRAINER_MODE says:
 //   ok           emit Started, FAKE_TRAINER_STEPS Scalars (2 values each), Finished{ok}; exit 0
+//                (FAKE_TRAINER_STEP_US: sleep this long after each step; SIGTERM stops early)
 //   exit3        print a data error on stderr, emit Finished{ok=false}; exit 3
 //   abort        emit a few events, then abort() (SIGABRT)
 //   hang         emit Started, then sleep; on SIGTERM emit Finished{terminated}, exit 143
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   const char* mode_env = std::getenv("FAKE_TRAINER_MODE");
   const std::string mode = mode_env ? mode_env : "ok";
   const int steps = std::getenv("FAKE_TRAINER_STEPS") ? std::atoi(std::getenv("FAKE_TRAINER_STEPS")) : 10;
+  const int step_us = std::getenv("FAKE_TRAINER_STEP_US") ? std::atoi(std::getenv("FAKE_TRAINER_STEP_US")) : 0;
   ::signal(SIGTERM, [](int) { g_term = true; });
   if (mode == "ignore_term") ::signal(SIGTERM, SIG_IGN);
 
@@ -66,6 +68,15 @@ int main(int argc, char** argv) {
       (*e.mutable_scalars()->mutable_values())["acc"] = 0.01 * s;
       points += 2;
       Emit(e);
+      if (step_us > 0) ::usleep(static_cast<useconds_t>(step_us));
+      if (g_term) {
+        pendulum::v1::TrainerEvent fin;
+        fin.mutable_finished()->set_ok(false);
+        fin.mutable_finished()->set_message("terminated");
+        fin.mutable_finished()->set_points_emitted(points);
+        Emit(fin);
+        return 143;
+      }
     }
     if (mode == "abort") {
       std::cerr << "fake_trainer: deliberate abort\n";

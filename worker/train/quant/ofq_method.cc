@@ -3,15 +3,13 @@
 #include <c10/util/Exception.h>
 
 #include "absl/strings/str_cat.h"
-#include "worker/train/core/checkpoint.h"
-#include "worker/train/core/method_registry.h"
 #include "worker/train/models/vit.h"
 #include "worker/train/quant/quant_mlp.h"
 
-// Link note: this object references train_models (ViT) and train_core
-// (CheckpointReader), which both link train_quant. It is only pulled into
-// pendulum-train, where train_core links train_models and train_quant as whole
-// archives, so every symbol resolves there; library targets stay acyclic.
+// Link note: this object references train_models (ViT), which links
+// train_quant. Only pendulum-train (train_core links train_models and
+// train_quant as whole archives) and tests that link train_models pull it in,
+// so library targets stay acyclic.
 
 namespace pendulum::train::quant {
 namespace {
@@ -94,11 +92,8 @@ absl::Status OfqTrainingMethod::Setup(const TrainContext& ctx, ModelPtr* model) 
     // A quantized checkpoint (QAT → CGA) carries scales, shifts and QKR
     // weights that the full-precision model could not take: load it here.
     const std::string& init = spec.init().checkpoint_path();
-    if (!init.empty()) {
-      auto reader = CheckpointReader::Open(init);
-      if (!reader.ok()) return reader.status();
-      std::vector<std::string> missing;
-      absl::Status s = (*reader)->LoadModel(qm.get(), /*strict=*/false, &missing);
+    if (!init.empty() && init_loader_) {
+      absl::Status s = init_loader_(init, qm.get());
       if (!s.ok()) return s;
     }
     *model = qm;
@@ -208,8 +203,3 @@ absl::Status OfqTrainingMethod::LoadState(torch::serialize::InputArchive* archiv
 }
 
 }  // namespace pendulum::train::quant
-
-PENDULUM_REGISTER_METHOD(ofq, [](const pendulum::train::TrainContext& ctx)
-                                  -> absl::StatusOr<std::unique_ptr<pendulum::train::TrainingMethod>> {
-  return std::make_unique<pendulum::train::quant::OfqTrainingMethod>(ctx.spec->method().ofq());
-});

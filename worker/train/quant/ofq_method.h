@@ -12,6 +12,7 @@
 // every snapshot_every_steps and at the end. Tracker state is checkpointed.
 // Training thread only. Registered as method "ofq".
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,7 +24,13 @@ namespace pendulum::train::quant {
 
 class OfqTrainingMethod : public TrainingMethod {
  public:
-  explicit OfqTrainingMethod(const v1::OfqMethod& spec) : spec_(spec) {}
+  // Loads a checkpoint file into the quantized model (non-strict); the
+  // registration (ofq_method_registration.cc) passes one built on
+  // CheckpointReader. Null: spec.init.checkpoint_path is not reloaded.
+  using InitLoader = std::function<absl::Status(const std::string& path, Model* model)>;
+
+  explicit OfqTrainingMethod(const v1::OfqMethod& spec, InitLoader init_loader = nullptr)
+      : spec_(spec), init_loader_(std::move(init_loader)) {}
 
   std::string name() const override { return "ofq"; }
   absl::Status Setup(const TrainContext& ctx, ModelPtr* model) override;
@@ -42,6 +49,7 @@ class OfqTrainingMethod : public TrainingMethod {
   absl::Status EmitSnapshots(int64_t step);
 
   v1::OfqMethod spec_;
+  InitLoader init_loader_;
   std::unique_ptr<OscillationMonitor> monitor_;
   std::unique_ptr<ConfidenceGuidedAnnealing> cga_;
   int64_t oscillation_every_ = 50;

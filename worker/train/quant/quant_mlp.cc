@@ -9,12 +9,14 @@ QuantMlp::QuantMlp(const QuantMlpOptions& o) : Model("mlp"), options_(o) {
   for (size_t i = 0; i < o.hidden.size(); ++i) {
     QuantLinearOptions lo(in, o.hidden[i]);
     const bool first = i == 0;
-    if (first) {
+    if (!o.quantize) {
+      // Full precision: plain linear layers.
+    } else if (first) {
       lo.weight_quant(WeightQuant::kLsq).weight_bits(o.embed_head_bits).cga_target(false);
     } else {
       lo.weight_quant(o.weight_quant).weight_bits(o.weight_bits);
     }
-    if (o.act_bits > 0) {
+    if (o.quantize && o.act_bits > 0) {
       lo.act_bits(first ? o.embed_head_bits : o.act_bits)
           .act_all_positive(!first && !o.gelu)
           .act_granularity(LsqGranularity::kPerTensor);
@@ -23,8 +25,9 @@ QuantMlp::QuantMlp(const QuantMlpOptions& o) : Model("mlp"), options_(o) {
     in = o.hidden[i];
   }
   QuantLinearOptions ho(in, o.num_classes);
-  ho.bias(o.fc_bias).weight_quant(WeightQuant::kLsq).weight_bits(o.embed_head_bits).cga_target(false);
-  if (o.act_bits > 0) {
+  ho.bias(o.fc_bias).cga_target(false);
+  if (o.quantize) ho.weight_quant(WeightQuant::kLsq).weight_bits(o.embed_head_bits);
+  if (o.quantize && o.act_bits > 0) {
     ho.act_bits(o.embed_head_bits).act_all_positive(!o.gelu).act_granularity(LsqGranularity::kPerTensor);
   }
   head_ = register_module("head", QuantLinear(ho));

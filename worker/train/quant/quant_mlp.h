@@ -29,6 +29,8 @@ struct QuantMlpOptions {
   int weight_bits = 2;
   int act_bits = 0;
   int embed_head_bits = 8;
+  // false: the full-precision network with the same names (pretraining).
+  bool quantize = true;
 };
 
 class QuantMlp : public Model {

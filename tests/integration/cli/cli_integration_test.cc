@@ -296,7 +296,7 @@ TEST_F(CliIntegrationTest, BadSpecsAreRejectedNamingTheFieldAndStoreNothing) {
       {"malformed_yaml", "name: x\nmodel: {arch: mlp\n", {}, "spec:"},
       {"malformed_json", "{\"name\": \"x\",, }", {}, "spec:"},
       {"top_level_list", "- name: x\n", {}, "spec:"},
-      {"empty_file", "", {}, "spec:"},
+      {"empty_file", "", {}, "spec_text"},
       {"bad_bits", Base() + "method: {ofq: {weight_bits: 5}}\n", {}, "spec.method.ofq.weight_bits"},
       {"cga_boundary_range", Base() + "method: {ofq: {weight_bits: 2, cga: {enabled: true, boundary_range: 0.7}}}\n",
        {}, "spec.method.ofq.cga.boundary_range"},

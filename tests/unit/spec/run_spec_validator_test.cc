@@ -33,7 +33,7 @@ TEST(RunSpecValidatorTest, FullMethodSpecsAreValid) {
            "method.incremental={base_classes: 2, classes_per_stage: 2, memory_size: 200, weight_aligning: {enabled: true, norm: 2}}",
            "method.compander={family: tanh, a: 1.5, learnable: true}",
            "method.tscnc={tsc: true, cnc: true, tsc_weight: 0.1, sparsity: 0.1, adversarial: {enabled: true, epsilon: 0.1, step_size: 0.025, steps: 5}}",
-           "method.interaction_basis={num_samples: 10000, integration: gauss_legendre}",
+           "method.interaction_basis={num_samples: 10000, integration: gradient}",
            "method.plain={}",
        }) {
     v1::RunSpec s = Valid();
@@ -175,6 +175,10 @@ std::vector<BadKind> BadKinds() {
        "must be one of: tanh, mu_law, power"},
       {"tscnc_sparsity", set("method.tscnc={tsc: true, sparsity: 0}"), "spec.method.tscnc.sparsity:",
        "got 0, must be > 0 and <= 1"},
+      {"ib_integration_not_implemented", set("method.interaction_basis={num_samples: 10, integration: trapezoid}"),
+       "spec.method.interaction_basis.integration:", "got 'trapezoid', must be one of: gradient"},
+      {"adversarial_steps", set("method.tscnc={sparsity: 0.1, adversarial: {enabled: true, steps: 1001}}"),
+       "spec.method.tscnc.adversarial.steps:", "0..1000"},
       {"ib_samples", set("method.interaction_basis={integration: gradient}"),
        "spec.method.interaction_basis.num_samples:", "required"},
       {"gpus", set("resources.gpus=17"), "spec.resources.gpus:", "got 17, must be in 0..16"},

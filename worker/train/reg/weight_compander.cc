@@ -45,15 +45,24 @@ WeightCompander::WeightCompander(std::vector<ReparamLayer> layers, WeightCompand
     auto opts = at::TensorOptions().dtype(w.scalar_type()).device(w.device());
     at::Tensor log_a = at::full({}, std::log(a), opts);
     at::Tensor log_b = at::full({}, std::log(*options_.beta), opts);
+    // Registered on the layer so they move with model->to(), are checkpointed,
+    // and (learnable) reach the optimizer with the model's parameters.
     if (options_.learnable) {
-      log_a.set_requires_grad(true);
-      log_b.set_requires_grad(true);
+      log_a = layer.module->register_parameter("compander_log_a", log_a);
+      log_b = layer.module->register_parameter("compander_log_beta", log_b);
+    } else {
+      log_a = layer.module->register_buffer("compander_log_a", log_a);
+      log_b = layer.module->register_buffer("compander_log_beta", log_b);
     }
     log_a_.push_back(log_a);
     log_beta_.push_back(log_b);
     w.copy_(fn_.Inverse(w, log_a.exp(), log_b.exp()));
   }
   Materialize();
+}
+
+bool WeightCompander::IsHyperParameterName(const std::string& name) {
+  return name.find("compander_log_") != std::string::npos;
 }
 
 at::Tensor WeightCompander::a(size_t i) const { return log_a_.at(i).exp(); }

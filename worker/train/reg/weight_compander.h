@@ -50,6 +50,9 @@ struct CompanderLayerStats {
 
 class WeightCompander {
  public:
+  // True for the parameter names of log A / log β ("fc0.compander_log_a").
+  static bool IsHyperParameterName(const std::string& name);
+
   // Rewrites every Linear/Conv2d weight of `model` to v = f⁻¹(w). INVALID_ARGUMENT
   // for bad options or a model without such layers. `model` must outlive this.
   static absl::StatusOr<std::unique_ptr<WeightCompander>> Attach(
@@ -57,8 +60,10 @@ class WeightCompander {
 
   // Recomputes f(v) into the members forward() uses. Call before each forward.
   void Materialize();
-  // The learnable log A and log β tensors (empty when not learnable); add them
-  // to the optimizer in a group without weight decay.
+  // The learnable log A and log β tensors (empty when not learnable). They are
+  // registered on each layer as "compander_log_a"/"compander_log_beta"
+  // (parameters when learnable, buffers otherwise), so model->parameters()
+  // includes them: keep them out of weight decay (IsHyperParameterName).
   std::vector<at::Tensor> hyper_parameters() const;
   // Writes f(v) into the weight parameters and detaches; the model is then a
   // plain model again. Idempotent.

@@ -1,0 +1,53 @@
+#include "worker/train/reg/condition_number.h"
+
+#include <cmath>
+#include <limits>
+
+#include <torch/utils.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace pendulum::train::reg {
+
+absl::StatusOr<CnForm> ParseCnForm(const std::string& name) {
+  if (name.empty() || name == "slogdet") return CnForm::kSlogdet;
+  if (name == "logcond") return CnForm::kLogCond;
+  return absl::InvalidArgumentError(
+      absl::StrCat("method.tscnc.cn_form: got \"", name, "\", must be one of slogdet, logcond"));
+}
+
+at::Tensor AsMatrix(const at::Tensor& w) { return w.reshape({w.size(0), -1}); }
+
+at::Tensor GramLogDet(const at::Tensor& w) {
+  at::Tensor m = AsMatrix(w).to(at::kDouble);
+  const double out = static_cast<double>(m.size(0));
+  at::Tensor gram = at::matmul(m, m.t()) / out;
+  auto [sign, logabs] = at::linalg_slogdet(gram);
+  // A PSD Gram has det ≥ 0; sign 0 means singular (log det = −inf).
+  return at::where(sign > 0, logabs, at::full_like(logabs, -std::numeric_limits<double>::infinity()));
+}
+
+at::Tensor CnLoss(const at::Tensor& w, CnForm form) {
+  at::Tensor loss;
+  if (form == CnForm::kSlogdet) {
+    at::Tensor ld = GramLogDet(w);
+    loss = at::logaddexp(ld, at::full_like(ld, std::log(1e-5))).pow(2);
+  } else {
+    at::Tensor s = at::linalg_svdvals(AsMatrix(w).to(at::kDouble));
+    loss = (at::log(s.max()) - at::log(s.min())).pow(2);
+  }
+  return loss.to(w.scalar_type());
+}
+
+SpectrumStats MatrixSpectrum(const at::Tensor& w) {
+  torch::NoGradGuard no_grad;
+  at::Tensor s = at::linalg_svdvals(AsMatrix(w.detach()).to(at::kDouble));
+  SpectrumStats out;
+  out.sigma_max = s.max().item<double>();
+  out.sigma_min = s.min().item<double>();
+  out.kappa = out.sigma_min > 0 ? out.sigma_max / out.sigma_min
+                                : std::numeric_limits<double>::infinity();
+  return out;
+}
+
+}  // namespace pendulum::train::reg

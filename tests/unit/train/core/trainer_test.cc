@@ -1,0 +1,220 @@
+// In-process Trainer runs on tiny synthetic data: the event stream contract,
+// exact resume, NaN detection and the method plug-in hooks.
+#include "worker/train/core/trainer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "gtest/gtest.h"
+#include "proto/io/event_stream.h"
+#include "tests/support/test_paths.h"
+#include "worker/train/core/method_registry.h"
+
+namespace pendulum::train {
+namespace {
+
+v1::RunSpec TinySpec() {
+  v1::RunSpec s;
+  s.set_name("tiny");
+  s.set_seed(42);
+  s.mutable_model()->set_arch("mlp");
+  s.mutable_model()->add_hidden(32);
+  s.mutable_model()->set_dropout(0.1);  // exercises the RNG state on resume
+  auto* d = s.mutable_data();
+  d->set_dataset("synthetic");
+  d->mutable_synthetic()->set_num_train(256);
+  d->mutable_synthetic()->set_num_eval(64);
+  d->mutable_synthetic()->set_num_classes(4);
+  d->mutable_synthetic()->add_shape(20);
+  d->mutable_synthetic()->set_noise(2.0);
+  d->set_loader_threads(2);
+  s.mutable_optimizer()->set_type("adamw");
+  s.mutable_optimizer()->set_lr(0.01);
+  s.mutable_optimizer()->set_weight_decay(0.05);
+  s.mutable_schedule()->set_epochs(3);
+  s.mutable_schedule()->set_batch_size(16);  // 16 steps/epoch, 48 steps
+  s.mutable_schedule()->set_lr_schedule("cosine");
+  s.mutable_schedule()->set_warmup_epochs(0.5);
+  s.mutable_logging()->set_metrics_every_steps(4);
+  s.set_checkpoint_every_steps(8);
+  s.mutable_resources()->set_cpus(2);
+  return s;
+}
+
+std::vector<v1::TrainerEvent> ReadEvents(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::vector<v1::TrainerEvent> events;
+  size_t consumed = 0;
+  EXPECT_TRUE(io::ParseDelimitedEvents(ss.str(), &events, &consumed).ok());
+  return events;
+}
+
+TrainResult RunTrainer(const v1::RunSpec& spec, const std::filesystem::path& dir,
+                    const std::string& resume = "") {
+  auto ev = EventWriter::OpenFile((dir / "events.pb").string());
+  EXPECT_TRUE(ev.ok());
+  TrainerOptions o;
+  o.spec = spec;
+  o.out_dir = dir.string();
+  o.resume_path = resume;
+  o.progress = false;
+  Trainer t(o, ev->get());
+  return t.Run();
+}
+
+// step → values of the "loss" Scalars events.
+std::map<int64_t, std::map<std::string, double>> TrainScalars(const std::vector<v1::TrainerEvent>& events) {
+  std::map<int64_t, std::map<std::string, double>> out;
+  for (const auto& e : events) {
+    if (e.has_scalars() && e.scalars().values().count("loss")) {
+      out[e.scalars().step()] = {e.scalars().values().begin(), e.scalars().values().end()};
+    }
+  }
+  return out;
+}
+
+TEST(TrainerTest, EventStreamFollowsTheProtocol) {
+  auto dir = pendulum::testing::MakeTestTempDir();
+  TrainResult r = RunTrainer(TinySpec(), dir);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.final_step, 48);
+  auto events = ReadEvents(dir / "events.pb");
+  ASSERT_GE(events.size(), 3u);
+  ASSERT_TRUE(events.front().has_started());
+  EXPECT_EQ(events.front().started().total_steps(), 48);
+  ASSERT_TRUE(events.back().has_finished());
+  EXPECT_TRUE(events.back().finished().ok());
+  EXPECT_EQ(events.back().finished().final_step(), 48);
+  int64_t points = 0, checkpoints = 0, evals = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].seq(), i + 1);  // 1..N, no gaps
+    if (events[i].has_scalars()) points += events[i].scalars().values_size();
+    if (events[i].has_scalars() && events[i].scalars().values().count("eval_acc")) ++evals;
+    if (events[i].has_checkpoint()) {
+      ++checkpoints;
+      EXPECT_TRUE(std::filesystem::exists(dir / events[i].checkpoint().path()));
+      EXPECT_EQ(events[i].checkpoint().bytes(),
+                int64_t(std::filesystem::file_size(dir / events[i].checkpoint().path())));
+    }
+  }
+  EXPECT_EQ(events.back().finished().points_emitted(), points);
+  EXPECT_EQ(checkpoints, 6);  // steps 8, 16, ..., 48
+  EXPECT_EQ(evals, 3);        // every epoch
+  auto scalars = TrainScalars(events);
+  EXPECT_EQ(scalars.size(), 12u);  // every 4 steps
+  // Separable blobs: the loss falls and eval accuracy is well above chance.
+  EXPECT_LT(scalars.rbegin()->second["loss"], scalars.begin()->second["loss"]);
+  for (const auto& e : events) {
+    if (e.has_scalars() && e.scalars().step() == 48 && e.scalars().values().count("eval_acc")) {
+      EXPECT_GT(e.scalars().values().at("eval_acc"), 0.5);
+    }
+  }
+}
+
+TEST(TrainerTest, ResumeContinuesStepsAndLossesExactly) {
+  auto full_dir = pendulum::testing::MakeTestTempDir();
+  auto resumed_dir = full_dir.string() + "-resumed";
+  std::filesystem::create_directories(resumed_dir);
+  v1::RunSpec spec = TinySpec();
+  spec.mutable_data()->set_loader_threads(0);  // resumed run uses threads: order must not matter
+  ASSERT_TRUE(RunTrainer(spec, full_dir).status.ok());
+  spec.mutable_data()->set_loader_threads(2);
+  // Step 24 is mid-epoch (16 steps/epoch): position epoch 1, batch 8.
+  TrainResult r = RunTrainer(spec, resumed_dir, (full_dir / "checkpoints" / "step-24.ckpt").string());
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.final_step, 48);
+  auto full = TrainScalars(ReadEvents(full_dir / "events.pb"));
+  auto resumed_events = ReadEvents(std::filesystem::path(resumed_dir) / "events.pb");
+  ASSERT_TRUE(resumed_events.front().has_started());
+  EXPECT_EQ(resumed_events.front().started().first_step(), 24);
+  EXPECT_EQ(resumed_events.front().seq(), 1u);
+  auto resumed = TrainScalars(resumed_events);
+  ASSERT_EQ(resumed.size(), 6u);  // steps 28, 32, ..., 48
+  for (const auto& [step, values] : resumed) {
+    ASSERT_TRUE(full.count(step)) << step;
+    for (const char* name : {"loss", "lr", "train_acc"}) {
+      EXPECT_EQ(values.at(name), full[step].at(name)) << name << " at step " << step;
+    }
+  }
+  EXPECT_EQ(resumed.begin()->first, 28);
+}
+
+TEST(TrainerTest, DivergingLossFailsWithAClearMessage) {
+  auto dir = pendulum::testing::MakeTestTempDir();
+  v1::RunSpec spec = TinySpec();
+  spec.mutable_optimizer()->set_type("sgd");
+  spec.mutable_optimizer()->set_lr(1e30);
+  spec.mutable_optimizer()->set_weight_decay(0);
+  spec.mutable_schedule()->set_lr_schedule("constant");
+  spec.mutable_schedule()->set_warmup_epochs(0);
+  TrainResult r = RunTrainer(spec, dir);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.status.message().find("loss is"), std::string::npos) << r.status;
+  auto events = ReadEvents(dir / "events.pb");
+  ASSERT_TRUE(events.back().has_finished());
+  EXPECT_FALSE(events.back().finished().ok());
+  EXPECT_NE(events.back().finished().message().find("diverged"), std::string::npos);
+}
+
+TEST(TrainerTest, BadArchAndMissingMethodAreSpecErrors) {
+  auto dir = pendulum::testing::MakeTestTempDir();
+  v1::RunSpec spec = TinySpec();
+  spec.mutable_model()->set_arch("transformer_xl");
+  TrainResult r = RunTrainer(spec, dir);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.status.message().find("spec.model.arch: 'transformer_xl' is not built"), std::string::npos);
+  auto events = ReadEvents(dir / "events.pb");
+  ASSERT_EQ(events.size(), 3u);  // Started, LogLine(error), Finished
+  EXPECT_TRUE(events[0].has_started());
+  EXPECT_EQ(events[1].log().level(), "error");
+  EXPECT_FALSE(events[2].finished().ok());
+  EXPECT_NE(events[2].finished().message().find("transformer_xl"), std::string::npos);
+}
+
+// A method through the registry: counts hook calls, adds a scalar, saves state.
+class CountingMethod : public TrainingMethod {
+ public:
+  std::string name() const override { return "counting"; }
+  absl::Status AfterBackward(const StepInfo& info) override {
+    ++after_backward;
+    return absl::OkStatus();
+  }
+  absl::Status AfterOptimizerStep(const StepInfo& info) override {
+    last_step = info.step;
+    return absl::OkStatus();
+  }
+  void AddStepScalars(const StepInfo& info, std::map<std::string, double>* v) override {
+    (*v)["counting/after_backward"] = double(after_backward);
+  }
+  int after_backward = 0;
+  int64_t last_step = 0;
+};
+
+TEST(TrainerTest, RegisteredMethodHooksRunAndReportScalars) {
+  // interaction_basis is registered here only if no real library did.
+  if (MethodRegistry::Global().Find("interaction_basis") != nullptr) GTEST_SKIP() << "real method linked";
+  MethodRegistry::Global().Register("interaction_basis", [](const TrainContext&)
+                                        -> absl::StatusOr<std::unique_ptr<TrainingMethod>> {
+    return std::unique_ptr<TrainingMethod>(new CountingMethod());
+  });
+  auto dir = pendulum::testing::MakeTestTempDir();
+  v1::RunSpec spec = TinySpec();
+  spec.mutable_method()->mutable_interaction_basis();
+  spec.mutable_schedule()->set_max_steps(10);
+  TrainResult r = RunTrainer(spec, dir);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.final_step, 10);
+  auto scalars = TrainScalars(ReadEvents(dir / "events.pb"));
+  ASSERT_TRUE(scalars.count(8));
+  EXPECT_EQ(scalars[8].at("counting/after_backward"), 8.0);
+}
+
+}  // namespace
+}  // namespace pendulum::train

@@ -1,8 +1,8 @@
 # pendulum_add_test(NAME name SOURCES a.cc b.cc DEPS lib... LABELS unit|integration|fault|gpu|reference...)
 # Builds one gtest binary and registers every TEST in it with ctest via
-# gtest_discover_tests, carrying the given labels. Tests run with the source
-# root in PENDULUM_SOURCE_DIR and the build dir in PENDULUM_BINARY_DIR so they can
-# find examples/, migrations/ and the built binaries.
+# gtest_discover_tests, carrying the given labels. Tests run in the build root
+# with the source root in PENDULUM_SOURCE_DIR, so they find examples/,
+# migrations/ and the built binaries (tests/support/test_paths.h).
 function(pendulum_add_test)
   cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${T_NAME} ${T_SOURCES})
@@ -10,13 +10,16 @@ function(pendulum_add_test)
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
   endif()
-  set(_ref_dir "$ENV{PENDULUM_REFERENCE_DIR}")
+  # Tests run in the build root, so BinaryDir() (PENDULUM_BINARY_DIR, else the
+  # working directory) finds the built binaries. Only one ENVIRONMENT entry is
+  # passed: gtest_discover_tests splits a "A=..;B=.." value at the semicolon.
   gtest_discover_tests(${T_NAME}
     DISCOVERY_TIMEOUT 60
+    WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
     PROPERTIES
       LABELS "${T_LABELS}"
       TIMEOUT ${T_TIMEOUT}
-      ENVIRONMENT "PENDULUM_SOURCE_DIR=${PROJECT_SOURCE_DIR};PENDULUM_BINARY_DIR=${PROJECT_BINARY_DIR}")
+      ENVIRONMENT "PENDULUM_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()
 
 # pendulum_add_library(name SOURCES ... PUBLIC_DEPS ... PRIVATE_DEPS ...)

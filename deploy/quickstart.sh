@@ -18,8 +18,8 @@ SPEC=${1:-examples/mlp_fashion_mnist.yaml}
 mkdir -p "$HOME_DIR"
 
 echo "==> building (this takes a while the first time)"
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DPENDULUM_BUILD_TESTS=OFF -DPENDULUM_BUILD_BENCH=OFF >/dev/null
+# Same build dir and type as tests/run.sh, so either command reuses the other's objects.
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target pendulum-server pendulum-worker pendulum-train pendulum
 
 BIN=$BUILD_DIR

@@ -69,7 +69,8 @@ TEST_F(WorkerClusterTest, CrashingTrainersFailReadablyAndTheWorkerKeepsServing) 
   {
     std::ofstream out(wrapper);
     out << "#!/bin/sh\n"
-           "spec=\"$3\"\n"
+           "spec=''; prev=''\n"
+           "for a in \"$@\"; do [ \"$prev\" = --spec ] && spec=\"$a\"; prev=\"$a\"; done\n"
            "if grep -a -q deliberate-abort \"$spec\"; then echo 'wrapper: deliberate abort' >&2; kill -ABRT $$; fi\n"
            "exec " << TrainerBinary() << " \"$@\"\n";
   }

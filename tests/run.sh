@@ -13,7 +13,10 @@ bash scripts/install_deps.sh
 
 BUILD_DIR=${BUILD_DIR:-build}
 export PENDULUM_REFERENCE_DIR=${PENDULUM_REFERENCE_DIR:-$(cd "$ROOT/.." && pwd)/shared/reference}
+# ccache: paths relative to the checkout, and the working directory left out of
+# the hash (-g would otherwise put it in), so another clone reuses the objects.
 export CCACHE_BASEDIR=$ROOT
+export CCACHE_NOHASHDIR=true
 JOBS=$(nproc)
 
 cmake -S . -B "$BUILD_DIR" -G Ninja \

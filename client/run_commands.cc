@@ -174,7 +174,9 @@ absl::Status RunsCommand(const Args& args, const CliContext& ctx) {
   TablePrinter table({"ID", "NAME", "STATE", "OWNER", "ATTEMPT", "WORKER", "PROGRESS", "LOSS", "CREATED", "REASON"});
   for (const v1::Run& r : runs) {
     std::string reason = r.state() == v1::QUEUED ? r.queue_reason() : r.exit_reason();
-    if (reason.size() > 60) reason = reason.substr(0, 57) + "...";
+    // Scheduler reasons ("waiting behind higher priority run 812 (gpu-07 is
+    // reserved for it)") run to ~80 characters; keep them whole.
+    if (reason.size() > 90) reason = reason.substr(0, 87) + "...";
     for (char& c : reason) {
       if (c == '\n') c = ' ';
     }

@@ -24,16 +24,28 @@ scheduler::QueuedRun ToQueued(const Run& run) {
   q.priority = run.priority();
   q.submit_unix_ms = run.created_unix_ms();
   const auto& res = run.spec().resources();
-  // A fractional-GPU run takes a whole GPU until fractional packing (issue 7).
-  q.gpus = res.gpus() > 0 ? res.gpus() : (res.gpu_fraction() > 0 ? 1 : 0);
-  q.node_labels.insert(res.node_labels().begin(), res.node_labels().end());
+  q.request.gpus = res.gpus();
+  // The validator allows gpu_fraction only with gpus <= 1; with gpus == 1 the
+  // whole GPU is asked for anyway.
+  q.request.gpu_fraction = res.gpus() == 0 && res.gpu_fraction() > 0 && res.gpu_fraction() < 1
+                               ? res.gpu_fraction()
+                               : 0;
+  if (res.gpus() == 0 && res.gpu_fraction() >= 1) q.request.gpus = 1;
+  q.request.gpu_memory_mb = res.gpu_memory_mb();
+  q.request.node_labels.insert(res.node_labels().begin(), res.node_labels().end());
   return q;
+}
+
+// Fractional runs share GPUs; the per-GPU share vector is sized lazily so
+// that every place a worker's GPU count changes need not know about it.
+void EnsureShared(std::vector<double>& shared, size_t gpus) {
+  if (shared.size() != gpus) shared.resize(gpus, 0.0);
 }
 
 }  // namespace
 
 Coordinator::Coordinator(Deps deps, CoordinatorOptions options)
-    : deps_(deps), options_(options) {}
+    : deps_(deps), options_(options), usage_(options.fair_share_half_life) {}
 
 void Coordinator::Notify() {
   if (scheduler_ != nullptr) scheduler_->Notify();
@@ -71,6 +83,8 @@ absl::Status Coordinator::Load() {
     a.owner = run.owner();
     a.worker_id = run.worker_id();
     a.state = run.state();
+    a.priority = run.priority();
+    a.request = ToQueued(run).request;
     auto it = workers_.find(run.worker_id());
     if (it == workers_.end()) {
       active_[run.id()] = a;
@@ -79,7 +93,7 @@ absl::Status Coordinator::Load() {
     }
     // GPU indices are not persisted; reserve the same number of GPUs (lowest
     // free indices) so the pool's free capacity is right after a restart.
-    Allocate(it->second, a, ToQueued(run).gpus);
+    Allocate(it->second, a, a.request);
     active_[run.id()] = std::move(a);
   }
   PENDULUM_LOG(INFO) << "coordinator loaded " << queue_.size() << " queued, " << active_.size()
@@ -393,6 +407,13 @@ absl::Status Coordinator::OnHello(const pendulum::v1::Hello& hello, WorkerChanne
         message.mutable_cancel()->set_grace_seconds(options_.cancel_grace_seconds);
         message.mutable_cancel()->set_reason("cancelled");
         channel->Send(message);
+      } else if (a.preempted_for != 0) {  // the preemption's Cancel may have been lost with the stream
+        pendulum::v1::ServerMessage message;
+        message.mutable_cancel()->set_run_id(run_id);
+        message.mutable_cancel()->set_attempt(a.attempt);
+        message.mutable_cancel()->set_grace_seconds(options_.preempt_grace_seconds);
+        message.mutable_cancel()->set_reason(a.preempt_reason);
+        channel->Send(message);
       }
       continue;
     }
@@ -532,6 +553,14 @@ void Coordinator::OnRunStatus(const std::string& worker_id, const pendulum::v1::
     return;
   }
   ActiveRun& a = it->second;
+  if (a.preempted_for != 0 && a.state != pendulum::v1::CANCELLING &&
+      (status.state() == pendulum::v1::CANCELLED || status.state() == pendulum::v1::FAILED)) {
+    // Stopped because we preempted it: back to the queue (attempt + 1), to
+    // resume from the checkpoint it wrote on SIGTERM. Never a failure.
+    RequeueLocked(status.run_id(), absl::StrCat(a.preempt_reason, "; requeued to resume from its last checkpoint"));
+    Notify();
+    return;
+  }
   store::RunTransition t;
   t.expected_attempt = a.attempt;
   switch (status.state()) {
@@ -660,14 +689,31 @@ void Coordinator::RequeueLocked(int64_t run_id, const std::string& reason) {
   Publish(*run);
 }
 
-void Coordinator::Allocate(LiveWorker& worker, ActiveRun& run, uint32_t gpus) {
+void Coordinator::Allocate(LiveWorker& worker, ActiveRun& run, const scheduler::ResourceRequest& request) {
   run.gpu_indices.clear();
-  run.uses_slot = gpus == 0;
-  if (gpus == 0) {
+  run.uses_slot = request.uses_slot();
+  if (run.uses_slot) {
     ++worker.slots_used;
+  } else if (request.gpus == 0) {
+    // Fractional: the first GPU with room (shared first, then a free one).
+    EnsureShared(worker.gpu_shared, worker.gpu_owner.size());
+    int chosen = -1;
+    for (size_t i = 0; i < worker.gpu_owner.size(); ++i) {
+      if (worker.gpu_owner[i] != 0) continue;
+      if (worker.gpu_shared[i] > 0 && worker.gpu_shared[i] + request.gpu_fraction <= 1.0 + 1e-9) {
+        chosen = static_cast<int>(i);
+        break;
+      }
+      if (chosen < 0 && worker.gpu_shared[i] == 0) chosen = static_cast<int>(i);
+    }
+    if (chosen >= 0) {
+      worker.gpu_shared[chosen] += request.gpu_fraction;
+      run.gpu_indices.push_back(static_cast<uint32_t>(chosen));
+    }
   } else {
-    for (size_t i = 0; i < worker.gpu_owner.size() && run.gpu_indices.size() < gpus; ++i) {
-      if (worker.gpu_owner[i] == 0) {
+    EnsureShared(worker.gpu_shared, worker.gpu_owner.size());
+    for (size_t i = 0; i < worker.gpu_owner.size() && run.gpu_indices.size() < request.gpus; ++i) {
+      if (worker.gpu_owner[i] == 0 && worker.gpu_shared[i] == 0) {
         worker.gpu_owner[i] = run.run_id;
         run.gpu_indices.push_back(static_cast<uint32_t>(i));
       }
@@ -684,6 +730,14 @@ void Coordinator::Release(const ActiveRun& run) {
   for (auto& owner : w.gpu_owner) {
     if (owner == run.run_id) owner = 0;
   }
+  if (!run.uses_slot && run.request.gpus == 0 && run.request.gpu_fraction > 0) {
+    EnsureShared(w.gpu_shared, w.gpu_owner.size());
+    for (uint32_t g : run.gpu_indices) {
+      if (g >= w.gpu_shared.size()) continue;
+      w.gpu_shared[g] -= run.request.gpu_fraction;
+      if (w.gpu_shared[g] < 1e-9) w.gpu_shared[g] = 0;
+    }
+  }
   w.runs.erase(run.run_id);
 }
 
@@ -691,25 +745,99 @@ void Coordinator::Release(const ActiveRun& run) {
 // Scheduler backend
 
 scheduler::PoolSnapshot Coordinator::TakeSnapshot() {
+  // Quotas live in the user table: read them before taking mu_ (SQLite I/O).
+  std::map<std::string, double> quotas;
+  if (deps_.users != nullptr) {
+    absl::StatusOr<std::vector<pendulum::v1::User>> users = deps_.users->ListUsers();
+    if (users.ok()) {
+      for (const auto& u : *users) {
+        if (u.gpu_quota() > 0) quotas[u.name()] = u.gpu_quota();
+      }
+    } else {
+      PENDULUM_LOG(WARNING) << "reading GPU quotas: " << users.status() << "; scheduling without quotas";
+    }
+  }
   absl::MutexLock lock(&mu_);
   scheduler::PoolSnapshot snapshot;
   snapshot.queue.reserve(queue_.size());
   for (const auto& [id, q] : queue_) snapshot.queue.push_back(q);
-  for (const auto& [id, w] : workers_) {
+
+  // Fair share: account the GPU-time of every active run up to now. A CPU
+  // slot counts as one GPU here, so CPU-only pools share fairly too.
+  std::map<std::string, double> in_use;
+  for (const auto& [id, a] : active_) in_use[a.owner] += a.uses_slot ? 1.0 : a.request.gpu_equivalent();
+  usage_.Advance(deps_.clock->Now(), in_use);
+  for (const auto& [user, seconds] : usage_.usage()) snapshot.users[user].recent_gpu_seconds = seconds;
+  for (const auto& [user, quota] : quotas) snapshot.users[user].gpu_quota = quota;
+
+  for (auto& [id, w] : workers_) {
     if (w.lost) continue;
+    EnsureShared(w.gpu_shared, w.gpu_owner.size());
     scheduler::WorkerCapacity c;
     c.worker_id = id;
     c.schedulable = w.channel != nullptr && !w.draining;
+    c.draining = w.draining;
     c.total_gpus = w.gpu_owner.size();
     for (size_t i = 0; i < w.gpu_owner.size(); ++i) {
-      if (w.gpu_owner[i] == 0) c.free_gpu_indices.push_back(static_cast<uint32_t>(i));
+      if (w.gpu_owner[i] != 0) continue;
+      if (w.gpu_shared[i] > 0) {
+        c.shared_gpus[static_cast<uint32_t>(i)] = w.gpu_shared[i];
+      } else {
+        c.free_gpu_indices.push_back(static_cast<uint32_t>(i));
+      }
+    }
+    // Smallest GPU of the worker: a memory constraint must hold on any of them.
+    for (const auto& gpu : w.info.gpus()) {
+      if (gpu.memory_mb() > 0 && (c.gpu_memory_mb == 0 || gpu.memory_mb() < c.gpu_memory_mb)) {
+        c.gpu_memory_mb = gpu.memory_mb();
+      }
     }
     c.total_slots = w.info.slots();
     c.free_slots = w.info.slots() > w.slots_used ? w.info.slots() - w.slots_used : 0;
     c.labels.insert(w.info.labels().begin(), w.info.labels().end());
+    for (int64_t run_id : w.runs) {
+      auto it = active_.find(run_id);
+      if (it == active_.end()) continue;
+      const ActiveRun& a = it->second;
+      scheduler::RunningRun r;
+      r.run_id = run_id;
+      r.owner = a.owner;
+      r.priority = a.priority;
+      r.request = a.request;
+      if (a.uses_slot) r.request = scheduler::ResourceRequest{};
+      r.gpu_indices = a.gpu_indices;
+      // Only a RUNNING trainer can checkpoint on SIGTERM; one still starting
+      // would lose its work.
+      r.preemptible = a.state == pendulum::v1::RUNNING && a.preempted_for == 0;
+      r.stopping = a.preempted_for != 0;
+      r.stopping_for = a.preempted_for;
+      c.running.push_back(std::move(r));
+    }
     snapshot.workers.push_back(std::move(c));
   }
   return snapshot;
+}
+
+void Coordinator::PreemptLocked(const scheduler::Preemption& p) {
+  auto it = active_.find(p.run_id);
+  if (it == active_.end()) return;  // finished meanwhile: nothing to stop
+  ActiveRun& a = it->second;
+  if (a.worker_id != p.worker_id || a.state != pendulum::v1::RUNNING || a.preempted_for != 0) return;
+  if (queue_.count(p.for_run_id) == 0) return;  // the waiting run was placed or cancelled meanwhile
+  a.preempted_for = p.for_run_id;
+  a.preempt_reason = p.reason;
+  // The trainer checkpoints on SIGTERM and the daemon uploads every
+  // checkpoint before it reports the attempt's end; OnRunStatus then
+  // requeues the run, and its next attempt resumes from that checkpoint (its
+  // points past the checkpoint step are superseded, then re-emitted).
+  pendulum::v1::ServerMessage message;
+  auto* cancel = message.mutable_cancel();
+  cancel->set_run_id(p.run_id);
+  cancel->set_attempt(a.attempt);
+  cancel->set_grace_seconds(options_.preempt_grace_seconds);
+  cancel->set_reason(p.reason);
+  PENDULUM_LOG(INFO) << "run " << p.run_id << " attempt " << a.attempt << ": " << p.reason;
+  SendTo(a.worker_id, message);
 }
 
 void Coordinator::ApplyPlan(const scheduler::PlacementPlan& plan) {
@@ -727,14 +855,23 @@ void Coordinator::ApplyPlan(const scheduler::PlacementPlan& plan) {
       if (q == queue_.end() || wit == workers_.end()) continue;  // cancelled / gone meanwhile
       LiveWorker& w = wit->second;
       if (w.channel == nullptr || w.draining || w.lost) continue;
+      EnsureShared(w.gpu_shared, w.gpu_owner.size());
+      const bool fractional = p.gpu_fraction > 0;
       bool free = p.gpu_indices.empty() ? w.slots_used < w.info.slots() : true;
-      for (uint32_t g : p.gpu_indices) free = free && g < w.gpu_owner.size() && w.gpu_owner[g] == 0;
+      for (uint32_t g : p.gpu_indices) {
+        free = free && g < w.gpu_owner.size() && w.gpu_owner[g] == 0 &&
+               (fractional ? w.gpu_shared[g] + p.gpu_fraction <= 1.0 + 1e-9 : w.gpu_shared[g] == 0);
+      }
       if (!free) continue;  // capacity changed since the snapshot; next pass retries
 
-      std::string where = p.gpu_indices.empty()
-                              ? absl::StrCat("placed on ", p.worker_id, " (CPU slot)")
-                              : absl::StrCat("placed on ", p.worker_id, " (GPUs ",
-                                             absl::StrJoin(p.gpu_indices, ","), ")");
+      std::string where =
+          p.gpu_indices.empty()
+              ? absl::StrCat("placed on ", p.worker_id, " (CPU slot)")
+              : fractional ? absl::StrCat("placed on ", p.worker_id, " (", p.gpu_fraction, " of GPU ",
+                                          p.gpu_indices.front(), ")")
+                           : absl::StrCat("placed on ", p.worker_id, " (GPUs ",
+                                          absl::StrJoin(p.gpu_indices, ","), ")");
+      const scheduler::QueuedRun queued = q->second;
       absl::StatusOr<Run> run = deps_.runs->AssignRun(p.run_id, p.worker_id, where);
       if (!run.ok()) {
         PENDULUM_LOG(WARNING) << "assigning run " << p.run_id << ": " << run.status();
@@ -753,8 +890,12 @@ void Coordinator::ApplyPlan(const scheduler::PlacementPlan& plan) {
       a.state = pendulum::v1::STARTING;
       a.uses_slot = p.gpu_indices.empty();
       a.gpu_indices = p.gpu_indices;
+      a.priority = queued.priority;
+      a.request = queued.request;
       if (a.uses_slot) {
         ++w.slots_used;
+      } else if (fractional) {
+        w.gpu_shared[p.gpu_indices.front()] += p.gpu_fraction;
       } else {
         for (uint32_t g : p.gpu_indices) w.gpu_owner[g] = p.run_id;
       }
@@ -766,6 +907,7 @@ void Coordinator::ApplyPlan(const scheduler::PlacementPlan& plan) {
       assign->set_attempt(a.attempt);
       *assign->mutable_spec() = run->spec();
       for (uint32_t g : p.gpu_indices) assign->add_gpu_indices(g);
+      if (fractional) assign->set_gpu_memory_fraction(p.gpu_fraction);
       if (a.attempt > 1) {
         absl::StatusOr<store::ResumePoint> resume = deps_.runs->GetResumePoint(p.run_id);
         if (resume.ok() && !resume->artifact_id.empty()) {
@@ -792,6 +934,7 @@ void Coordinator::ApplyPlan(const scheduler::PlacementPlan& plan) {
       SendTo(p.worker_id, message);
       Publish(*run);
     }
+    for (const auto& preemption : plan.preemptions) PreemptLocked(preemption);
     for (const auto& [run_id, reason] : plan.queue_reasons) {
       if (queue_.count(run_id) == 0) continue;
       std::string& last = queue_reasons_[run_id];

@@ -36,9 +36,11 @@
 #include "server/auth/principal.h"
 #include "server/metrics/server_metrics.h"
 #include "server/scheduler/scheduler.h"
+#include "server/scheduler/usage_ledger.h"
 #include "server/store/artifact_store.h"
 #include "server/store/metric_ingestor.h"
 #include "server/store/run_store.h"
+#include "server/store/user_store.h"
 #include "server/store/worker_store.h"
 
 namespace pendulum::api {
@@ -67,6 +69,11 @@ struct CoordinatorOptions {
   absl::Duration lease = absl::Seconds(15);
   absl::Duration heartbeat = absl::Seconds(3);
   uint32_t cancel_grace_seconds = 10;
+  // A preempted run gets this long after SIGTERM to write its checkpoint
+  // before SIGKILL (its progress since the last checkpoint is lost if killed).
+  uint32_t preempt_grace_seconds = 120;
+  // Fair share: half-life of the decayed GPU-time per user.
+  absl::Duration fair_share_half_life = absl::Hours(2);
 };
 
 class Coordinator : public scheduler::SchedulerBackend {
@@ -78,6 +85,7 @@ class Coordinator : public scheduler::SchedulerBackend {
     store::MetricIngestor* ingestor;
     metrics::ServerMetrics* metrics;  // may be null
     const Clock* clock;
+    store::UserStore* users = nullptr;  // per-user GPU quotas; null = no quotas
   };
   Coordinator(Deps deps, CoordinatorOptions options);
 
@@ -143,6 +151,12 @@ class Coordinator : public scheduler::SchedulerBackend {
     pendulum::v1::RunState state = pendulum::v1::STARTING;
     std::vector<uint32_t> gpu_indices;
     bool uses_slot = false;
+    // Scheduling: what it holds, and whether it is being preempted (asked to
+    // checkpoint and stop; requeued, not finished, when it stops).
+    int32_t priority = 0;
+    scheduler::ResourceRequest request;
+    int64_t preempted_for = 0;
+    std::string preempt_reason;
   };
   struct LiveWorker {
     pendulum::v1::WorkerInfo info;        // id, hostname, gpus, slots, labels, version
@@ -151,6 +165,7 @@ class Coordinator : public scheduler::SchedulerBackend {
     WorkerChannel* channel = nullptr;     // mirror of channels_ (for "connected")
     absl::Time last_seen;
     std::vector<int64_t> gpu_owner;       // run id per GPU index, 0 = free
+    std::vector<double> gpu_shared;       // per GPU index: fraction held by fractional runs
     uint32_t slots_used = 0;
     std::set<int64_t> runs;
   };
@@ -159,7 +174,11 @@ class Coordinator : public scheduler::SchedulerBackend {
   void Publish(const pendulum::v1::Run& run) ABSL_LOCKS_EXCLUDED(fanout_mu_);
   void SendTo(const std::string& worker_id, const pendulum::v1::ServerMessage& message)
       ABSL_LOCKS_EXCLUDED(fanout_mu_);
-  void Allocate(LiveWorker& worker, ActiveRun& run, uint32_t gpus) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Allocate(LiveWorker& worker, ActiveRun& run, const scheduler::ResourceRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends a preempted run's worker a Cancel (the trainer checkpoints on
+  // SIGTERM); OnRunStatus then requeues the run instead of finishing it.
+  void PreemptLocked(const scheduler::Preemption& preemption) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Release(const ActiveRun& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves an active run back to the queue (attempt+1), or to CANCELLED when
   // it was being cancelled. Persists, releases resources, publishes.
@@ -179,6 +198,7 @@ class Coordinator : public scheduler::SchedulerBackend {
   std::map<int64_t, std::string> queue_reasons_ ABSL_GUARDED_BY(mu_);  // last written
   std::map<int64_t, ActiveRun> active_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, LiveWorker> workers_ ABSL_GUARDED_BY(mu_);
+  scheduler::UsageLedger usage_ ABSL_GUARDED_BY(mu_);  // fair share (decayed GPU-time)
 
   absl::Mutex fanout_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::map<std::string, WorkerChannel*> channels_ ABSL_GUARDED_BY(fanout_mu_);

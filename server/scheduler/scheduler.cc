@@ -2,8 +2,9 @@
 
 namespace pendulum::scheduler {
 
-Scheduler::Scheduler(SchedulerBackend* backend, const Clock* clock, PassObserver observer)
-    : backend_(backend), clock_(clock), observer_(std::move(observer)) {}
+Scheduler::Scheduler(SchedulerBackend* backend, const Clock* clock, PassObserver observer,
+                     PlacerOptions placer_options)
+    : backend_(backend), clock_(clock), observer_(std::move(observer)), placer_options_(placer_options) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
@@ -50,7 +51,7 @@ PlacementPlan Scheduler::RunPass() {
   // The snapshot and the apply take the backend's lock; the placer runs with
   // no lock held, so submissions and worker messages are never blocked by it.
   PoolSnapshot snapshot = backend_->TakeSnapshot();
-  PlacementPlan plan = Placer::Place(snapshot);
+  PlacementPlan plan = Placer::Place(snapshot, placer_options_);
   backend_->ApplyPlan(plan);
   {
     absl::MutexLock lock(&mu_);

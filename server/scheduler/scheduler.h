@@ -40,7 +40,8 @@ class Scheduler {
   using PassObserver = std::function<void(absl::Duration latency, const PlacementPlan& plan)>;
 
   // `backend` and `clock` must outlive the Scheduler.
-  Scheduler(SchedulerBackend* backend, const Clock* clock, PassObserver observer = nullptr);
+  Scheduler(SchedulerBackend* backend, const Clock* clock, PassObserver observer = nullptr,
+            PlacerOptions placer_options = {});
   ~Scheduler();  // Stop()s.
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -64,6 +65,7 @@ class Scheduler {
   SchedulerBackend* const backend_;
   const Clock* const clock_;
   const PassObserver observer_;
+  const PlacerOptions placer_options_;
 
   mutable absl::Mutex mu_;
   bool pending_ ABSL_GUARDED_BY(mu_) = false;

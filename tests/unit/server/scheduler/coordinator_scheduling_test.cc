@@ -1,0 +1,142 @@
+// The policy wired into the coordinator, end to end through a real in-process
+// server on loopback and a scripted worker (FakeWorker): a high-priority
+// submit preempts a running low-priority run (Cancel with the reason, then
+// requeue as the next attempt, never FAILED), fractional runs share one GPU
+// with their memory share in the assignment, and queue reasons reach GetRun.
+#include "gtest/gtest.h"
+#include "tests/unit/server/api/api_test_env.h"
+#include "tests/unit/server/api/fake_worker.h"
+
+namespace pendulum::testing {
+namespace {
+
+TEST(CoordinatorSchedulingTest, HighPrioritySubmitPreemptsAndTheVictimIsRequeued) {
+  ApiTestEnv env;
+  env.StartServer();
+  FakeWorker w(&env, "w1", /*slots=*/1);
+  w.Register();
+  w.Connect();
+
+  const int64_t low = env.Submit(env.alice_token_, {"priority=0"});
+  auto first = w.NextAssignment();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->run_id(), low);
+  EXPECT_EQ(first->attempt(), 1u);
+  w.SendEvents(low, 1, {Started(1), Loss(2, 10, 0.5)});
+  ASSERT_TRUE(w.WaitForAck(low, 1, 2));
+  ASSERT_TRUE(Eventually([&] { return env.Get(env.alice_token_, low).state() == v1::RUNNING; }));
+
+  const int64_t high = env.Submit(env.bob_token_, {"priority=50"});
+  auto cancel = w.Next([&](const v1::ServerMessage& m) { return m.has_cancel() && m.cancel().run_id() == low; });
+  ASSERT_TRUE(cancel.has_value());
+  EXPECT_EQ(cancel->cancel().attempt(), 1u);
+  EXPECT_EQ(cancel->cancel().reason(), absl::StrCat("preempted by run ", high, " (priority 50 > 0)"));
+  EXPECT_GE(cancel->cancel().grace_seconds(), 60u);  // time to write the checkpoint
+  v1::Run waiting = env.Get(env.bob_token_, high);
+  EXPECT_EQ(waiting.state(), v1::QUEUED);
+  EXPECT_EQ(waiting.queue_reason(),
+            absl::StrCat("preempting lower priority run ", low, " on w1 to checkpoint and stop"));
+  // Nothing is placed on the slot until the victim has really stopped.
+  EXPECT_FALSE(w.Next([](const v1::ServerMessage& m) { return m.has_assign(); }, absl::Milliseconds(300)));
+
+  // The trainer checkpointed on SIGTERM and exited; the daemon reports CANCELLED.
+  w.SendStatus(low, 1, v1::CANCELLED, 143, "cancelled: preempted (trainer exit 143)");
+  auto second = w.NextAssignment();
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->run_id(), high);
+  ASSERT_TRUE(Eventually([&] {
+    v1::Run r = env.Get(env.alice_token_, low);
+    return r.state() == v1::QUEUED && r.attempt() == 1 + 1;
+  }));
+  EXPECT_EQ(env.Get(env.alice_token_, low).queue_reason(), "needs a CPU slot, all 1 slot is busy");
+
+  // When the high-priority run ends, the preempted run gets its next attempt.
+  w.SendEvents(high, 1, {Started(1)});
+  w.SendStatus(high, 1, v1::SUCCEEDED, 0, "done");
+  auto third = w.NextAssignment();
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->run_id(), low);
+  EXPECT_EQ(third->attempt(), 2u);
+}
+
+TEST(CoordinatorSchedulingTest, UserCancelDuringPreemptionCancelsInsteadOfRequeueing) {
+  ApiTestEnv env;
+  env.StartServer();
+  FakeWorker w(&env, "w1", 1);
+  w.Register();
+  w.Connect();
+  const int64_t low = env.Submit(env.alice_token_, {"priority=0"});
+  ASSERT_TRUE(w.NextAssignment().has_value());
+  w.SendEvents(low, 1, {Started(1)});
+  ASSERT_TRUE(Eventually([&] { return env.Get(env.alice_token_, low).state() == v1::RUNNING; }));
+  env.Submit(env.bob_token_, {"priority=50"});
+  ASSERT_TRUE(w.Next([&](const v1::ServerMessage& m) { return m.has_cancel(); }).has_value());
+  v1::CancelRunRequest request;
+  request.set_run_id(low);
+  v1::Run cancelled;
+  ASSERT_TRUE(env.runs_->CancelRun(ApiTestEnv::Context(env.alice_token_).get(), request, &cancelled).ok());
+  w.SendStatus(low, 1, v1::CANCELLED, 143);
+  ASSERT_TRUE(Eventually([&] { return env.Get(env.alice_token_, low).state() == v1::CANCELLED; }));
+}
+
+TEST(CoordinatorSchedulingTest, FractionalRunsShareOneGpuWithTheirMemoryShare) {
+  ApiTestEnv env;
+  env.StartServer();
+  FakeWorker w(&env, "w1", /*slots=*/0, /*gpus=*/1);
+  w.Register();
+  w.Connect();
+  const int64_t a = env.Submit(env.alice_token_, {"resources.gpu_fraction=0.5"});
+  const int64_t b = env.Submit(env.bob_token_, {"resources.gpu_fraction=0.5"});
+  const int64_t c = env.Submit(env.bob_token_, {"resources.gpu_fraction=0.25"});
+  std::vector<int64_t> placed;
+  for (int i = 0; i < 2; ++i) {
+    auto assign = w.NextAssignment();
+    ASSERT_TRUE(assign.has_value());
+    placed.push_back(assign->run_id());
+    ASSERT_EQ(assign->gpu_indices_size(), 1);
+    EXPECT_EQ(assign->gpu_indices(0), 0u);
+    EXPECT_DOUBLE_EQ(assign->gpu_memory_fraction(), 0.5);
+  }
+  std::sort(placed.begin(), placed.end());
+  EXPECT_EQ(placed, (std::vector<int64_t>{a, b}));
+  ASSERT_TRUE(Eventually([&] {
+    return env.Get(env.bob_token_, c).queue_reason() ==
+           "needs 0.25 of a GPU, every GPU is taken (most free share on a shared GPU: 0)";
+  })) << env.Get(env.bob_token_, c).queue_reason();
+  // One half frees: the quarter run fits there.
+  w.SendEvents(a, 1, {Started(1)});
+  w.SendStatus(a, 1, v1::SUCCEEDED, 0, "done");
+  auto third = w.NextAssignment();
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->run_id(), c);
+  EXPECT_DOUBLE_EQ(third->gpu_memory_fraction(), 0.25);
+}
+
+TEST(CoordinatorSchedulingTest, GangRunTooBigSaysSoAndDrainStopsPlacements) {
+  ApiTestEnv env;
+  env.StartServer();
+  FakeWorker w(&env, "w1", /*slots=*/1, /*gpus=*/2);
+  w.Register();
+  w.Connect();
+  const int64_t big = env.Submit(env.alice_token_, {"resources.gpus=4"});
+  ASSERT_TRUE(Eventually([&] {
+    return env.Get(env.alice_token_, big).queue_reason() == "needs 4 GPUs, no online worker has more than 2";
+  })) << env.Get(env.alice_token_, big).queue_reason();
+
+  v1::DrainWorkerRequest drain;
+  drain.set_worker_id("w1");
+  v1::WorkerInfo info;
+  ASSERT_TRUE(env.admin_->DrainWorker(ApiTestEnv::Context(env.admin_token_).get(), drain, &info).ok());
+  const int64_t cpu = env.Submit(env.alice_token_);
+  ASSERT_TRUE(Eventually([&] {
+    return env.Get(env.alice_token_, cpu).queue_reason() == "no worker online (all workers are draining)";
+  })) << env.Get(env.alice_token_, cpu).queue_reason();
+  EXPECT_FALSE(w.Next([](const v1::ServerMessage& m) { return m.has_assign(); }, absl::Milliseconds(200)));
+  ASSERT_TRUE(env.admin_->UndrainWorker(ApiTestEnv::Context(env.admin_token_).get(), drain, &info).ok());
+  auto assign = w.NextAssignment();
+  ASSERT_TRUE(assign.has_value());
+  EXPECT_EQ(assign->run_id(), cpu);
+}
+
+}  // namespace
+}  // namespace pendulum::testing

@@ -239,7 +239,7 @@ class Pass {
     for (auto& w : pool_) {
       std::sort(w.free_gpu_indices.begin(), w.free_gpu_indices.end());
       for (const auto& run : w.running) {
-        in_use_[run.owner] += run.request.gpu_equivalent();
+        User(run.owner).in_use += run.request.gpu_equivalent();
         if (run.preemptible && !run.stopping) {
           lowest_preemptible_ = std::min(lowest_preemptible_, run.priority);
         }
@@ -270,7 +270,7 @@ class Pass {
         const std::vector<const QueuedRun*>& runs = users[user];
         size_t& next = cursor[user];
         const QueuedRun* run = runs[next++];
-        if (Consider(*run)) {
+        if (Consider(*run, User(user))) {
           const double units = run->request.uses_slot() ? 1.0 : run->request.gpu_equivalent();
           usage += units * options_.placement_charge_gpu_seconds;
         }
@@ -278,15 +278,30 @@ class Pass {
       }
     }
     ExplainBlocked();
+    // Reasons were collected in decision order; building the map from sorted
+    // keys with an end hint is linear instead of ~100k random tree inserts.
+    std::stable_sort(reasons_.begin(), reasons_.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [run_id, reason] : reasons_) {
+      auto hint = plan_.queue_reasons.end();
+      if (!plan_.queue_reasons.empty() && std::prev(hint)->first == run_id) {
+        std::prev(hint)->second = std::move(reason);  // the later reason wins
+      } else {
+        plan_.queue_reasons.emplace_hint(hint, run_id, std::move(reason));
+      }
+    }
     return std::move(plan_);
   }
 
  private:
   struct Memo {
+    bool computed = false;
     bool behind = false;        // fits a reserved worker's free capacity
     size_t behind_worker = 0;
     std::string capacity_reason;
   };
+
+  void Explain(int64_t run_id, std::string reason) { reasons_.emplace_back(run_id, std::move(reason)); }
 
   // Worker i is reserved for another waiting run: one of higher priority
   // than `run`, or any run whose victims are stopping there (what they free,
@@ -296,13 +311,35 @@ class Pass {
     return holder != nullptr && holder != &run && (promised_worker_[i] || holder->priority > run.priority);
   }
 
-  double Usage(const std::string& user) const {
-    auto it = snapshot_.users.find(user);
-    return it == snapshot_.users.end() ? 0.0 : it->second.recent_gpu_seconds;
+  struct UserState {
+    double quota = 0;       // 0 = unlimited
+    double usage = 0;       // recent GPU-seconds
+    double in_use = 0;      // GPUs held, including this pass's placements
+  };
+  UserState& User(const std::string& name) {
+    auto [it, fresh] = users_.try_emplace(name);
+    if (fresh) {
+      auto share = snapshot_.users.find(name);
+      if (share != snapshot_.users.end()) {
+        it->second.quota = share->second.gpu_quota;
+        it->second.usage = share->second.recent_gpu_seconds;
+      }
+    }
+    return it->second;
   }
-  double Quota(const std::string& user) const {
-    auto it = snapshot_.users.find(user);
-    return it == snapshot_.users.end() ? 0.0 : it->second.gpu_quota;
+  double Usage(const std::string& user) { return User(user).usage; }
+
+  // Shapes (request + priority) are interned once per run: every per-shape
+  // memo below is a vector indexed by the id.
+  int ShapeId(const QueuedRun& run) {
+    auto [it, fresh] = shape_ids_.try_emplace(absl::StrCat(run.priority, "|", ShapeKey(run.request)),
+                                              static_cast<int>(shape_eligible_.size()));
+    if (fresh) {
+      shape_eligible_.push_back(&Eligible(run.request));
+      no_free_fit_.push_back(false);
+      memo_.emplace_back();
+    }
+    return it->second;
   }
 
   const std::vector<size_t>& Eligible(const ResourceRequest& r) {
@@ -320,24 +357,24 @@ class Pass {
   }
 
   // Places `run` or records why it waits. True when placed.
-  bool Consider(const QueuedRun& run) {
+  bool Consider(const QueuedRun& run, UserState& user) {
     const ResourceRequest& r = run.request;
-    const double quota = Quota(run.owner);
+    const double quota = user.quota;
     const double need = r.gpu_equivalent();
-    const double used = in_use_[run.owner];
+    const double used = user.in_use;
     if (quota > 0 && need > 0 && used + need > quota + kEps) {
-      plan_.queue_reasons[run.run_id] =
+      Explain(run.run_id,
           used + kEps >= quota
               ? absl::StrCat("user quota reached (", Num(used), "/", Num(quota), " GPUs)")
               : absl::StrCat("user quota: ", Need(r), ", ", Num(used), " of ", Num(quota),
-                             " GPUs in use");
+                             " GPUs in use"));
       return false;
     }
-    const std::string shape = absl::StrCat(run.priority, "|", ShapeKey(r));
-    if (no_free_fit_.count(shape) == 0) {
+    const int shape = ShapeId(run);
+    if (!no_free_fit_[shape]) {
       size_t best = pool_.size();
       Fit best_fit;
-      for (size_t i : Eligible(r)) {
+      for (size_t i : *shape_eligible_[shape]) {
         const WorkerCapacity& w = pool_[i];
         if (!w.schedulable || BlockedBy(i, run)) continue;
         Fit fit = FitOn(r, w);
@@ -348,7 +385,7 @@ class Pass {
       }
       if (best < pool_.size()) {
         Take(r, best_fit, pool_[best]);
-        in_use_[run.owner] += need;
+        user.in_use += need;
         Placement p;
         p.run_id = run.run_id;
         p.worker_id = pool_[best].worker_id;
@@ -358,7 +395,7 @@ class Pass {
         return true;
       }
       // Free capacity only shrinks during a pass: the same shape cannot fit later.
-      no_free_fit_.insert(shape);
+      no_free_fit_[shape] = true;
     }
     if (TryPreempt(run, shape)) return false;
 
@@ -385,27 +422,27 @@ class Pass {
       auto behind = behind_.find(run->run_id);
       if (behind != behind_.end()) {
         const QueuedRun* holder = reserved_for_[behind->second];
-        plan_.queue_reasons[run->run_id] =
+        Explain(run->run_id,
             absl::StrCat("waiting behind ", holder->priority > run->priority ? "higher priority " : "",
                          "run ", holder->run_id, " (", pool_[behind->second].worker_id,
-                         " is reserved for it)");
+                         " is reserved for it)"));
         continue;
       }
-      auto [it, fresh] = memo_.try_emplace(shape);
-      Memo& memo = it->second;
-      if (fresh) {
+      Memo& memo = memo_[shape];
+      if (!memo.computed) {
+        memo.computed = true;
         memo.behind_worker = BehindWorker(*run);
         memo.behind = memo.behind_worker < pool_.size();
         if (!memo.behind) memo.capacity_reason = CapacityReason(run->request, pool_);
       }
       if (memo.behind) {
         const QueuedRun* holder = reserved_for_[memo.behind_worker];
-        plan_.queue_reasons[run->run_id] =
+        Explain(run->run_id,
             absl::StrCat("waiting behind ", holder->priority > run->priority ? "higher priority " : "",
                          "run ", holder->run_id, " (",
-                         pool_[memo.behind_worker].worker_id, " is reserved for it)");
+                         pool_[memo.behind_worker].worker_id, " is reserved for it)"));
       } else {
-        plan_.queue_reasons[run->run_id] = memo.capacity_reason;
+        Explain(run->run_id, memo.capacity_reason);
       }
     }
   }
@@ -435,7 +472,7 @@ class Pass {
   // Preempts lower-priority runs on one worker so `run` fits there once they
   // stop, or notices it is already waiting for runs preempted for it. True
   // when `run` now waits on a worker reserved for it.
-  bool TryPreempt(const QueuedRun& run, const std::string& shape) {
+  bool TryPreempt(const QueuedRun& run, int shape) {
     if (!options_.preemption) return false;
     const ResourceRequest& r = run.request;
     const bool may_preempt = run.priority > lowest_preemptible_ &&
@@ -546,10 +583,10 @@ class Pass {
     if (reserved_for_[best] == nullptr) ++reservations_made_;
     reserved_for_[best] = &run;
     promised_worker_[best] = true;
-    plan_.queue_reasons[run.run_id] = absl::StrCat(
+    Explain(run.run_id, absl::StrCat(
         best_victims.empty() ? "waiting for preempted " : "preempting lower priority ",
         stopped.size() == 1 ? "run " : "runs ", absl::StrJoin(stopped, ", "), " on ", w.worker_id,
-        " to checkpoint and stop");
+        " to checkpoint and stop"));
     return true;
   }
 
@@ -584,17 +621,20 @@ class Pass {
   int reservations_made_ = 0;
   int preempting_runs_ = 0;
   int32_t lowest_preemptible_ = std::numeric_limits<int32_t>::max();
-  std::map<std::string, double> in_use_;           // GPUs held per user (quota)
+  std::unordered_map<std::string, UserState> users_;
+  std::unordered_map<std::string, int> shape_ids_;
+  std::vector<const std::vector<size_t>*> shape_eligible_;  // per shape id
   std::unordered_map<std::string, std::vector<size_t>> eligible_;
-  std::set<std::string> no_free_fit_;
+  std::vector<bool> no_free_fit_;                  // per shape id: fits nowhere free
   // Shapes (with priority) that found no victims; value: a worker that had
   // some but was reserved for another run, or pool_.size().
-  std::unordered_map<std::string, size_t> no_victims_;
+  std::unordered_map<int, size_t> no_victims_;
   std::map<int64_t, size_t> behind_;               // run → reserved worker it waits for
-  std::unordered_map<std::string, Memo> memo_;
-  std::vector<std::pair<const QueuedRun*, std::string>> blocked_;
+  std::vector<Memo> memo_;                         // per shape id
+  std::vector<std::pair<const QueuedRun*, int>> blocked_;
   bool promised_scanned_ = false;
   std::set<int64_t> promised_to_;
+  std::vector<std::pair<int64_t, std::string>> reasons_;
   PlacementPlan plan_;
 };
 

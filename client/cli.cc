@@ -29,6 +29,8 @@ Commands:
 Global flags:
   --server HOST:PORT  server address (default $PENDULUM_SERVER, else 127.0.0.1:7070)
   --token TOKEN       bearer token (default $PENDULUM_TOKEN)
+  --tls-ca FILE       dial with TLS, trusting the CA (or self-signed server
+                      certificate) in this PEM file (default $PENDULUM_TLS_CA)
   --help              this text; `pendulum COMMAND --help` for a command
 
 Errors print the server's message on stderr and exit 1 (usage errors exit 2).
@@ -155,13 +157,15 @@ absl::StatusOr<GlobalOptions> ParseGlobalOptions(const std::vector<std::string>&
   const char* env_token = getenv("PENDULUM_TOKEN");
   o.server = env_server && *env_server ? env_server : kDefaultServer;
   o.token = env_token ? env_token : "";
+  const char* env_ca = getenv("PENDULUM_TLS_CA");
+  o.tls_ca = env_ca ? env_ca : "";
   bool flags_done = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--") flags_done = true;
     if (!flags_done) {
       bool matched = false;
-      for (const char* name : {"server", "token"}) {
+      for (const char* name : {"server", "token", "tls-ca"}) {
         const std::string flag = absl::StrCat("--", name);
         std::string value;
         if (a == flag) {
@@ -174,7 +178,8 @@ absl::StatusOr<GlobalOptions> ParseGlobalOptions(const std::vector<std::string>&
         } else {
           continue;
         }
-        (std::string(name) == "server" ? o.server : o.token) = value;
+        const std::string n = name;
+        (n == "server" ? o.server : n == "token" ? o.token : o.tls_ca) = value;
         break;
       }
       if (matched) continue;
@@ -223,6 +228,11 @@ int RunCli(const std::vector<std::string>& command, const CliContext& ctx) {
   std::string code = absl::StatusCodeToString(status.code());
   *ctx.err << "pendulum " << command[0] << ": " << status.message();
   if (status.code() != absl::StatusCode::kInvalidArgument) *ctx.err << " [" << code << "]";
+  if (status.code() == absl::StatusCode::kUnavailable) {
+    // The usual causes: wrong address, server down, or TLS on one side only.
+    *ctx.err << (ctx.tls ? "\n  hint: check --server, and that the server's certificate is signed by --tls-ca"
+                         : "\n  hint: check --server; if the server uses TLS, pass --tls-ca FILE");
+  }
   *ctx.err << "\n";
   return 1;
 }

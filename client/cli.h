@@ -19,10 +19,11 @@ inline constexpr char kDefaultServer[] = "127.0.0.1:7070";
 struct GlobalOptions {
   std::string server;  // --server, else $PENDULUM_SERVER, else kDefaultServer
   std::string token;   // --token, else $PENDULUM_TOKEN
+  std::string tls_ca;  // --tls-ca PEM file, else $PENDULUM_TLS_CA; set = dial with TLS
   std::vector<std::string> command;  // the command and its own arguments
 };
 
-// Pulls --server/--token out of `args` (anywhere on the line, before a bare
+// Pulls --server/--token/--tls-ca out of `args` (anywhere on the line, before a bare
 // "--"); `getenv` is injectable for tests.
 absl::StatusOr<GlobalOptions> ParseGlobalOptions(
     const std::vector<std::string>& args,

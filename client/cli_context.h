@@ -22,6 +22,7 @@ struct CliContext {
   std::ostream* out = nullptr;  // results (run ids, tables, JSON)
   std::ostream* err = nullptr;  // diagnostics
   bool out_is_tty = false;      // live progress bar for `watch`
+  bool tls = false;             // the channel uses TLS (--tls-ca); only for error hints
   std::chrono::seconds deadline{30};  // unary calls; streams have none
 
   // A ClientContext carrying the token, with the unary deadline unless `stream`.

@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,7 +30,21 @@ int main(int argc, char** argv) {
   if (!pendulum::client::IsHelpRequest(options->command)) {
     grpc::ChannelArguments channel_args;
     channel_args.SetMaxReceiveMessageSize(64 << 20);
-    auto channel = grpc::CreateCustomChannel(options->server, grpc::InsecureChannelCredentials(), channel_args);
+    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+    if (!options->tls_ca.empty()) {
+      std::ifstream in(options->tls_ca, std::ios::binary);
+      std::stringstream pem;
+      pem << in.rdbuf();
+      if (!in || pem.str().find("-----BEGIN") == std::string::npos) {
+        std::cerr << "pendulum: --tls-ca: cannot read a PEM certificate from '" << options->tls_ca << "'\n";
+        return 2;
+      }
+      grpc::SslCredentialsOptions ssl;
+      ssl.pem_root_certs = pem.str();
+      credentials = grpc::SslCredentials(ssl);
+      ctx.tls = true;
+    }
+    auto channel = grpc::CreateCustomChannel(options->server, credentials, channel_args);
     runs = pendulum::v1::RunService::NewStub(channel);
     admin = pendulum::v1::AdminService::NewStub(channel);
     ctx.runs = runs.get();

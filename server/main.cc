@@ -54,6 +54,10 @@ int Serve(const pendulum::api::ServerOptions& options) {
   }
   // Tests and scripts parse this line to find a port chosen with :0.
   std::cout << "listening on " << (*server)->address() << std::endl;
+  if (!options.metrics_listen.empty()) {
+    const std::string& m = options.metrics_listen;
+    std::cout << "metrics on " << m.substr(0, m.rfind(':')) << ":" << (*server)->metrics_port() << std::endl;
+  }
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

@@ -1,6 +1,8 @@
 #include "server/api/server.h"
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -9,6 +11,35 @@
 #include "grpcpp/server_builder.h"
 
 namespace pendulum::api {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat(flag, ": cannot read '", path, "'"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string pem = ss.str();
+  if (pem.find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": '", path, "' is not a PEM file"));
+  }
+  return pem;
+}
+
+// TLS when --tls-cert/--tls-key are given, plaintext otherwise.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const ServerOptions& options) {
+  if (options.tls_cert.empty() && options.tls_key.empty()) return grpc::InsecureServerCredentials();
+  if (options.tls_cert.empty() || options.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
+  }
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  PENDULUM_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem("--tls-cert", options.tls_cert));
+  PENDULUM_ASSIGN_OR_RETURN(pair.private_key, ReadPem("--tls-key", options.tls_key));
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   std::unique_ptr<Server> server(new Server(options));
@@ -72,7 +103,13 @@ absl::Status Server::Init() {
       });
   coordinator_->set_scheduler(scheduler_.get());
 
-  authenticator_ = std::make_unique<auth::Authenticator>(tokens_.get());
+  auth::RateLimitOptions rate;
+  rate.per_second = options_.rate_limit_per_second;
+  rate.burst = options_.rate_burst;
+  // Real time even when leases run on a simulated clock: the limit protects
+  // the real server from real callers.
+  rate_limiter_ = std::make_unique<auth::RateLimiter>(rate, RealClock::Get());
+  authenticator_ = std::make_unique<auth::Authenticator>(tokens_.get(), rate_limiter_.get());
   run_service_ = std::make_unique<RunServiceImpl>(authenticator_.get(), coordinator_.get(), runs_.get(),
                                                   reader_.get());
   admin_service_ = std::make_unique<AdminServiceImpl>(authenticator_.get(), coordinator_.get(),
@@ -81,7 +118,8 @@ absl::Status Server::Init() {
                                                         runs_.get(), artifacts_.get(), artifact_dir);
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  PENDULUM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, MakeCredentials(options_));
+  builder.AddListeningPort(options_.listen, credentials, &port_);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   builder.RegisterService(run_service_.get());
@@ -89,11 +127,18 @@ absl::Status Server::Init() {
   builder.RegisterService(worker_service_.get());
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("--listen: cannot listen on '", options_.listen, "'"));
+    return absl::UnavailableError(absl::StrCat(
+        "--listen: cannot listen on '", options_.listen, "'",
+        options_.tls_cert.empty() ? ""
+                                  : " (or --tls-cert/--tls-key do not hold a matching certificate and key)"));
   }
   scheduler_->Start();
   housekeeping_ = std::thread([this] { Housekeeping(); });
-  PENDULUM_LOG(INFO) << "serving on " << address() << " (db " << options_.db_path << ", artifacts "
+  PENDULUM_LOG(INFO) << "serving on " << address() << (options_.tls_cert.empty() ? " (plaintext" : " (TLS")
+                     << ", rate limit "
+                     << (rate_limiter_->enabled() ? absl::StrCat(options_.rate_limit_per_second, "/s per token")
+                                                  : std::string("off"))
+                     << ", max message " << options_.max_message_bytes << " bytes; db " << options_.db_path << ", artifacts "
                      << artifact_dir.string() << ")";
   return absl::OkStatus();
 }

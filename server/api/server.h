@@ -23,6 +23,7 @@
 #include "server/api/server_options.h"
 #include "server/api/worker_service_impl.h"
 #include "server/auth/authenticator.h"
+#include "server/auth/rate_limiter.h"
 #include "server/metrics/server_metrics.h"
 #include "server/scheduler/scheduler.h"
 #include "server/store/database.h"
@@ -43,6 +44,8 @@ class Server {
   int port() const { return port_; }
   // "host:port" clients should dial.
   std::string address() const;
+  // The bound port of the Prometheus exposer (0 when --metrics-listen is off).
+  int metrics_port() const { return metrics_ == nullptr ? 0 : metrics_->exposer_port(); }
 
   // Stops everything in order; idempotent. `grace` bounds how long in-flight
   // RPCs may take before they are cancelled.
@@ -73,7 +76,8 @@ class Server {
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<store::MetricIngestor> ingestor_;  // callbacks call coordinator_
   std::unique_ptr<scheduler::Scheduler> scheduler_;
-  std::unique_ptr<auth::Authenticator> authenticator_;
+  std::unique_ptr<auth::RateLimiter> rate_limiter_;
+  std::unique_ptr<auth::Authenticator> authenticator_;  // borrows rate_limiter_
   std::unique_ptr<RunServiceImpl> run_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;

@@ -39,6 +39,10 @@ Flags:
   --heartbeat-seconds N     worker heartbeat interval, 1..lease (default 3)
   --max-message-bytes N     largest gRPC message (default 8388608)
   --cancel-grace-seconds N  SIGTERM→SIGKILL grace for cancelled trainers (default 10)
+  --tls-cert FILE           PEM certificate (chain) of the server; with --tls-key, serve TLS only
+  --tls-key FILE            PEM private key of --tls-cert
+  --rate-limit N            calls per second per token, 0 = off (default 500)
+  --rate-burst N            calls a token may make in a burst (default 1000)
   --help                    this text
 SIGTERM or SIGINT shuts down cleanly.
 )";
@@ -82,7 +86,8 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
     }
     static const char* const kServeFlags[] = {"db", "listen", "metrics-listen", "artifacts",
                                               "lease-seconds", "heartbeat-seconds",
-                                              "max-message-bytes", "cancel-grace-seconds"};
+                                              "max-message-bytes", "cancel-grace-seconds",
+                                              "tls-cert", "tls-key", "rate-limit", "rate-burst"};
     static const char* const kTokenFlags[] = {"db", "user", "role", "description"};
     bool known = false;
     if (token) {
@@ -144,6 +149,23 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
            .ok()) {
     return s;
   }
+  if (values.count("tls-cert")) o.tls_cert = values["tls-cert"];
+  if (values.count("tls-key")) o.tls_key = values["tls-key"];
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        o.tls_cert.empty() ? "--tls-cert" : "--tls-key", ": required when ",
+        o.tls_cert.empty() ? "--tls-key" : "--tls-cert", " is given (TLS needs both certificate and key)"));
+  }
+  int rate = kDefaultRateLimit;
+  int burst = kDefaultRateBurst;
+  if (values.count("rate-limit") && !(s = ParseInt("rate-limit", values["rate-limit"], 0, 1000000, &rate)).ok()) {
+    return s;
+  }
+  if (values.count("rate-burst") && !(s = ParseInt("rate-burst", values["rate-burst"], 1, 1000000, &burst)).ok()) {
+    return s;
+  }
+  o.rate_limit_per_second = rate;
+  o.rate_burst = burst;
   return command;
 }
 

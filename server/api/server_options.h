@@ -28,6 +28,16 @@ struct ServerOptions {
   int heartbeat_seconds = 3;
   // --max-message-bytes: largest gRPC message received or sent. 1 MiB + 64 KiB..1 GiB.
   int max_message_bytes = 8 << 20;
+  // --tls-cert / --tls-key: PEM server certificate chain and private key;
+  // both set = gRPC over TLS, both empty = plaintext (loopback/trusted networks).
+  std::string tls_cert;
+  std::string tls_key;
+  // --rate-limit: sustained calls/s per bearer token (0 = no limit), with
+  // bursts of --rate-burst calls. Calls beyond it get RESOURCE_EXHAUSTED.
+  // 0 here (in-process servers, tests, benchmarks); the pendulum-server
+  // binary defaults to kDefaultRateLimit / kDefaultRateBurst.
+  double rate_limit_per_second = 0;
+  double rate_burst = 0;
   // --cancel-grace-seconds: SIGTERM → SIGKILL grace the worker gives a cancelled trainer.
   int cancel_grace_seconds = 10;
   // How often leases are checked and gauges refreshed (not a flag).
@@ -35,6 +45,9 @@ struct ServerOptions {
   // Source of time for leases and timestamps (tests inject a simulated one).
   const Clock* clock = RealClock::Get();
 };
+
+inline constexpr int kDefaultRateLimit = 500;
+inline constexpr int kDefaultRateBurst = 1000;
 
 // What the command line asks for.
 struct Command {

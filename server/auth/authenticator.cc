@@ -28,6 +28,10 @@ absl::StatusOr<Principal> Authenticator::Authenticate(bool present, absl::string
   principal.user = info->user();
   principal.role = info->role();
   principal.token_id = info->id();
+  if (limiter_ != nullptr) {
+    absl::Status allowed = limiter_->Acquire(principal.token_id, principal.user);
+    if (!allowed.ok()) return allowed;
+  }
   return principal;
 }
 

@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -32,6 +34,8 @@ constexpr char kUsage[] = R"(usage: pendulum-worker [flags]
   --work-dir DIR         attempt dirs and event spools (default ./pendulum-work)
   --trainer PATH         pendulum-train (default: next to this binary)
   --metrics-listen ADDR  Prometheus exposer, e.g. 127.0.0.1:9101 (default off)
+  --tls-ca FILE          dial the server with TLS, trusting this PEM CA / server
+                         certificate (default: $PENDULUM_TLS_CA; unset = plaintext)
 )";
 
 std::filesystem::path SelfDir() {
@@ -62,7 +66,9 @@ int main(int argc, char** argv) {
   pendulum::daemon::WorkerOptions options;
   std::string server = "127.0.0.1:7070";
   std::string metrics_listen;
+  std::string tls_ca;
   if (const char* token = std::getenv("PENDULUM_TOKEN")) options.token = token;
+  if (const char* ca = std::getenv("PENDULUM_TLS_CA")) tls_ca = ca;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -93,6 +99,7 @@ int main(int argc, char** argv) {
     else if (name == "work-dir") options.work_dir = value;
     else if (name == "trainer") options.trainer_path = value;
     else if (name == "metrics-listen") metrics_listen = value;
+    else if (name == "tls-ca") tls_ca = value;
     else if (name == "labels") {
       for (absl::string_view kv : absl::StrSplit(value, ',', absl::SkipEmpty())) {
         std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
@@ -125,8 +132,19 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  auto worker = std::make_shared<pendulum::daemon::Worker>(
-      options, grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!tls_ca.empty()) {
+    std::ifstream in(tls_ca, std::ios::binary);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in || pem.str().find("-----BEGIN") == std::string::npos) {
+      Die("--tls-ca: cannot read a PEM certificate from '" + tls_ca + "'");
+    }
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pem.str();
+    credentials = grpc::SslCredentials(ssl);
+  }
+  auto worker = std::make_shared<pendulum::daemon::Worker>(options, grpc::CreateChannel(server, credentials));
   if (auto status = worker->Recover(); !status.ok()) {
     std::cerr << "pendulum-worker: " << status << "\n";
     return 1;

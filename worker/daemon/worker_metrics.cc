@@ -6,6 +6,7 @@
 #include "prometheus/client_metric.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
+#include "worker/daemon/gpu_probe.h"
 
 namespace pendulum::daemon {
 namespace {
@@ -30,6 +31,9 @@ void AddSample(prometheus::MetricFamily* family, double value,
 
 class WorkerMetrics::Collector : public prometheus::Collectable {
  public:
+  // The collector has its own NVML probe (NVML reference-counts its init), so
+  // GPU series exist exactly when NVML does: fake --gpus slots are not GPUs
+  // and export no utilisation or memory.
   explicit Collector(const Worker* worker) : worker_(worker) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     const WorkerStats stats = worker_->Stats();
@@ -47,10 +51,11 @@ class WorkerMetrics::Collector : public prometheus::Collectable {
     auto connected = Gauge("pendulum_worker_connected", "1 while the Connect stream to the server is up");
     AddSample(&connected, stats.connected ? 1 : 0);
     out.push_back(std::move(connected));
+    if (!probe_.available()) return out;
     auto util = Gauge("pendulum_worker_gpu_utilization", "GPU utilisation 0..1 (NVML)");
     auto mem = Gauge("pendulum_worker_gpu_memory_used_bytes", "GPU memory in use (NVML)");
     auto total = Gauge("pendulum_worker_gpu_memory_total_bytes", "GPU memory (NVML)");
-    for (const auto& gpu : stats.gpus) {
+    for (const auto& gpu : probe_.Query()) {
       std::vector<prometheus::ClientMetric::Label> labels = {{"gpu", std::to_string(gpu.index())},
                                                              {"name", gpu.name()}};
       AddSample(&util, gpu.utilization(), labels);
@@ -65,6 +70,7 @@ class WorkerMetrics::Collector : public prometheus::Collectable {
 
  private:
   const Worker* worker_;
+  GpuProbe probe_;
 };
 
 absl::StatusOr<std::unique_ptr<WorkerMetrics>> WorkerMetrics::Start(const std::string& address,

@@ -1,7 +1,8 @@
 #pragma once
 // WorkerMetrics: the worker's Prometheus exposer (--metrics-listen). Values
 // are computed at scrape time from Worker::Stats(): runs, spool size,
-// connection state, and per-GPU utilisation and memory (NVML when present).
+// connection state, and per-GPU utilisation and memory (only when NVML is
+// present: loaded with dlopen, so neither the build nor a CPU host needs CUDA).
 // Thread-safe; the exposer's own threads call Collect().
 #include <memory>
 #include <string>

@@ -3,6 +3,7 @@
 // SQLite file in the test's temp dir, tokens for each role, and real stubs.
 // Time for leases comes from a SimulatedClock the test advances; the
 // housekeeping thread is slowed down so tests call CheckLeases() themselves.
+// UseTls() before StartServer() serves TLS with a self-signed certificate.
 
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 #include "server/store/database.h"
 #include "server/store/token_store.h"
 #include "tests/support/test_paths.h"
+#include "tests/unit/server/auth/self_signed_cert.h"
 #include "tests/unit/server/scheduler/simulated_clock.h"
 
 namespace pendulum::testing {
@@ -46,11 +48,29 @@ class ApiTestEnv {
     worker_token_ = tokens.CreateToken("worker-1", v1::WORKER, "test").value().token;
   }
 
+  // Serve TLS with a self-signed certificate made now (openssl); clients
+  // created by StartServer/ClientCredentials trust it.
+  void UseTls() {
+    auto cert = MakeSelfSignedCert(dir_);
+    ASSERT_TRUE(cert.ok()) << cert.status();
+    cert_ = *cert;
+    options_.tls_cert = cert_.cert.string();
+    options_.tls_key = cert_.key.string();
+  }
+  bool tls() const { return !options_.tls_cert.empty(); }
+  // What a well-configured client dials with (TLS trusting cert_, or plaintext).
+  std::shared_ptr<grpc::ChannelCredentials> ClientCredentials() const {
+    if (!tls()) return grpc::InsecureChannelCredentials();
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = cert_.cert_pem;
+    return grpc::SslCredentials(ssl);
+  }
+
   void StartServer() {
     auto server = api::Server::Start(options_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    channel_ = grpc::CreateChannel(server_->address(), ClientCredentials());
     runs_ = v1::RunService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
     workers_ = v1::WorkerService::NewStub(channel_);
@@ -92,6 +112,7 @@ class ApiTestEnv {
   }
 
   std::filesystem::path dir_;
+  SelfSignedCert cert_;  // set by UseTls()
   SimulatedClock clock_;
   api::ServerOptions options_;
   std::string admin_token_, alice_token_, bob_token_, worker_token_;

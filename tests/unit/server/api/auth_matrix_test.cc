@@ -1,6 +1,7 @@
 // Every RPC of every service, called with no token, a wrong token, a revoked
 // token and each role: the role table is enforced on each one.
 #include <functional>
+#include <set>
 
 #include "gtest/gtest.h"
 #include "tests/unit/server/api/api_test_env.h"
@@ -143,9 +144,11 @@ bool IsAuthFailure(const grpc::Status& s) {
          s.error_code() == grpc::StatusCode::PERMISSION_DENIED;
 }
 
-class AuthMatrixTest : public ::testing::Test {
+// Parameter: the server serves TLS (self-signed certificate made at test time).
+class AuthMatrixTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
+    if (GetParam()) env_.UseTls();
     env_.StartServer();
     // Run 1 exists (alice's), so "allowed" calls reach real logic.
     ASSERT_EQ(env_.Submit(env_.alice_token_), 1);
@@ -153,7 +156,7 @@ class AuthMatrixTest : public ::testing::Test {
   ApiTestEnv env_;
 };
 
-TEST_F(AuthMatrixTest, NoTokenWrongTokenAndRevokedTokenAreUnauthenticated) {
+TEST_P(AuthMatrixTest, NoTokenWrongTokenAndRevokedTokenAreUnauthenticated) {
   v1::CreateTokenRequest create;
   create.set_user("mallory");
   create.set_role(v1::ADMIN);
@@ -180,7 +183,7 @@ TEST_F(AuthMatrixTest, NoTokenWrongTokenAndRevokedTokenAreUnauthenticated) {
   EXPECT_NE(s.error_message().find("Bearer"), std::string::npos) << s.error_message();
 }
 
-TEST_F(AuthMatrixTest, EachRoleReachesExactlyItsServices) {
+TEST_P(AuthMatrixTest, EachRoleReachesExactlyItsServices) {
   struct Role {
     std::string name;
     std::string token;
@@ -203,6 +206,44 @@ TEST_F(AuthMatrixTest, EachRoleReachesExactlyItsServices) {
     }
   }
 }
+
+// A user sees and cancels only their own runs; an admin sees and cancels all.
+// (Another user's run reads as NOT_FOUND, so run ids leak nothing.)
+TEST_P(AuthMatrixTest, UsersSeeAndCancelOnlyTheirOwnRunsAdminsAll) {
+  const int64_t bobs = env_.Submit(env_.bob_token_);
+  ASSERT_GT(bobs, 0);
+  v1::GetRunRequest get;
+  get.set_run_id(bobs);
+  v1::Run run;
+  grpc::Status s = env_.runs_->GetRun(ApiTestEnv::Context(env_.alice_token_).get(), get, &run);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+  v1::ListRunsResponse list;
+  ASSERT_TRUE(env_.runs_->ListRuns(ApiTestEnv::Context(env_.alice_token_).get(), v1::ListRunsRequest(), &list).ok());
+  for (const v1::Run& r : list.runs()) EXPECT_EQ(r.owner(), "alice") << "alice sees run " << r.id();
+  v1::QueryMetricsRequest qm;
+  qm.set_run_id(bobs);
+  v1::QueryMetricsResponse metrics;
+  s = env_.runs_->QueryMetrics(ApiTestEnv::Context(env_.alice_token_).get(), qm, &metrics);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+  v1::CancelRunRequest cancel;
+  cancel.set_run_id(bobs);
+  s = env_.runs_->CancelRun(ApiTestEnv::Context(env_.alice_token_).get(), cancel, &run);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+  EXPECT_EQ(env_.Get(env_.bob_token_, bobs).state(), v1::QUEUED) << "alice's cancel must not touch bob's run";
+
+  ASSERT_TRUE(env_.runs_->ListRuns(ApiTestEnv::Context(env_.admin_token_).get(), v1::ListRunsRequest(), &list).ok());
+  std::set<std::string> owners;
+  for (const v1::Run& r : list.runs()) owners.insert(r.owner());
+  EXPECT_EQ(owners, (std::set<std::string>{"alice", "bob"}));
+  s = env_.runs_->CancelRun(ApiTestEnv::Context(env_.admin_token_).get(), cancel, &run);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(run.state(), v1::CANCELLED);
+}
+
+INSTANTIATE_TEST_SUITE_P(TlsOffAndOn, AuthMatrixTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Tls" : "Plaintext";
+                         });
 
 }  // namespace
 }  // namespace pendulum::testing

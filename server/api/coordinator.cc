@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
@@ -326,6 +327,40 @@ void Coordinator::RefreshGauges() {
     }
   }
   deps_.metrics->SetWorkersByState(workers);
+  std::map<std::string, int64_t> running_by_user;
+  std::map<std::string, int64_t> gpus_by_user;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, a] : active_) {
+      running_by_user[a.owner] += 1;
+      gpus_by_user[a.owner] += a.uses_slot ? 1 : static_cast<int64_t>(a.gpu_indices.size());
+    }
+  }
+  deps_.metrics->SetUsageByUser(running_by_user, gpus_by_user);
+}
+
+void Coordinator::PublishRunGauges(const pendulum::v1::RunEvents& events, const std::string& owner) {
+  // Called under mu_ for a batch of an active attempt, so a batch that arrives
+  // after the run ended (FinishLocked/RequeueLocked remove the series, also
+  // under mu_) cannot bring a dead run's gauges back. Only the newest values
+  // matter for a live gauge; SQLite keeps the full history. Oscillation keys
+  // look like "osc_ratio_0.005" (threshold suffix).
+  static constexpr absl::string_view kPrefix = "osc_ratio_";
+  std::map<std::string, double> latest;
+  for (const auto& e : events.events()) {
+    if (e.has_scalars()) {
+      for (const auto& [name, value] : e.scalars().values()) latest[name] = value;
+    }
+    if (!e.has_oscillation()) continue;
+    for (const auto& layer : e.oscillation().layers()) {
+      for (const auto& [key, value] : layer.values()) {
+        if (!absl::StartsWith(key, kPrefix)) continue;
+        deps_.metrics->SetRunOscillation(events.run_id(), owner, layer.layer(), key.substr(kPrefix.size()),
+                                         value);
+      }
+    }
+  }
+  if (!latest.empty()) deps_.metrics->SetRunScalars(events.run_id(), owner, latest);
 }
 
 // ---------------------------------------------------------------------------
@@ -446,6 +481,9 @@ void Coordinator::OnHeartbeat(const std::string& worker_id, const pendulum::v1::
     if (it == workers_.end()) return;
     it->second.last_seen = deps_.clock->Now();
   }
+  if (deps_.metrics != nullptr) {
+    deps_.metrics->SetWorkerSpool(worker_id, heartbeat.spool_events(), heartbeat.spool_bytes());
+  }
   std::vector<pendulum::v1::GpuInfo> gpus(heartbeat.gpus().begin(), heartbeat.gpus().end());
   absl::Status s = deps_.workers->Heartbeat(worker_id, gpus);
   if (!s.ok()) {
@@ -467,6 +505,7 @@ void Coordinator::OnRunEvents(const std::string& worker_id, pendulum::v1::RunEve
         it->second.worker_id == worker_id) {
       auto wit = workers_.find(worker_id);
       if (wit != workers_.end()) wit->second.last_seen = deps_.clock->Now();
+      if (deps_.metrics != nullptr) PublishRunGauges(events, it->second.owner);
       if (started && it->second.state == pendulum::v1::STARTING) {
         store::RunTransition t;
         t.to = pendulum::v1::RUNNING;
@@ -512,8 +551,6 @@ void Coordinator::OnIngested(const std::string& worker_id, const absl::StatusOr<
   const uint64_t from = previous;
   previous = std::max(previous, ack->acked_seq);
   std::map<std::string, pendulum::v1::MetricSeries> series;
-  double last_loss = 0;
-  bool have_loss = false;
   for (const auto& e : scalars) {
     if (e.seq() <= from || e.seq() > ack->acked_seq) continue;
     for (const auto& [name, value] : e.scalars().values()) {
@@ -524,14 +561,7 @@ void Coordinator::OnIngested(const std::string& worker_id, const absl::StatusOr<
       p->set_value(value);
       p->set_time_unix_ms(e.time_unix_ms());
       p->set_attempt(ack->attempt);
-      if (name == "loss") {
-        last_loss = value;
-        have_loss = true;
-      }
     }
-  }
-  if (have_loss && deps_.metrics != nullptr && !ack->finished) {
-    deps_.metrics->SetRunLoss(ack->run_id, run_owner_[ack->run_id], last_loss);
   }
   if (series.empty()) return;
   pendulum::v1::RunUpdate update;
@@ -639,6 +669,7 @@ void Coordinator::CheckLeases() {
     if (w.lost || now - w.last_seen <= options_.lease) continue;
     w.lost = true;
     changed = true;
+    if (deps_.metrics != nullptr) deps_.metrics->RemoveWorker(id);  // its spool gauge would go stale
     PENDULUM_LOG(WARNING) << "worker " << id << " lost: silent for "
                           << absl::FormatDuration(now - w.last_seen);
     deps_.workers->SetWorkerState(id, pendulum::v1::WORKER_LOST).IgnoreError();  // display only

@@ -180,6 +180,10 @@ class Coordinator : public scheduler::SchedulerBackend {
   // SIGTERM); OnRunStatus then requeues the run instead of finishing it.
   void PreemptLocked(const scheduler::Preemption& preemption) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Release(const ActiveRun& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets the per-run Prometheus gauges (loss, accuracy, lr, per-layer
+  // oscillation ratio) from a batch of an active attempt.
+  void PublishRunGauges(const pendulum::v1::RunEvents& events, const std::string& owner)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves an active run back to the queue (attempt+1), or to CANCELLED when
   // it was being cancelled. Persists, releases resources, publishes.
   void RequeueLocked(int64_t run_id, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -25,13 +25,13 @@ scheduler::QueuedRun ToQueued(const Run& run) {
   q.priority = run.priority();
   q.submit_unix_ms = run.created_unix_ms();
   const auto& res = run.spec().resources();
-  q.request.gpus = res.gpus();
-  // The validator allows gpu_fraction only with gpus <= 1; with gpus == 1 the
-  // whole GPU is asked for anyway.
-  q.request.gpu_fraction = res.gpus() == 0 && res.gpu_fraction() > 0 && res.gpu_fraction() < 1
-                               ? res.gpu_fraction()
-                               : 0;
-  if (res.gpus() == 0 && res.gpu_fraction() >= 1) q.request.gpus = 1;
+  // gpu_fraction in (0, 1) asks for a share of one GPU (the validator allows
+  // it only with gpus <= 1); otherwise `gpus` whole GPUs.
+  if (res.gpu_fraction() > 0 && res.gpu_fraction() < 1) {
+    q.request.gpu_fraction = res.gpu_fraction();
+  } else {
+    q.request.gpus = res.gpus() > 0 ? res.gpus() : (res.gpu_fraction() >= 1 ? 1 : 0);
+  }
   q.request.gpu_memory_mb = res.gpu_memory_mb();
   q.request.node_labels.insert(res.node_labels().begin(), res.node_labels().end());
   return q;
@@ -290,9 +290,12 @@ pendulum::v1::PoolStatus Coordinator::PoolStatus() {
     if (w.channel == nullptr || w.lost) continue;
     status.set_workers_online(status.workers_online() + 1);
     status.set_gpus_total(status.gpus_total() + w.gpu_owner.size());
-    status.set_gpus_busy(status.gpus_busy() +
-                         std::count_if(w.gpu_owner.begin(), w.gpu_owner.end(),
-                                       [](int64_t r) { return r != 0; }));
+    // A GPU shared by fractional runs is busy too.
+    int64_t busy = 0;
+    for (size_t i = 0; i < w.gpu_owner.size(); ++i) {
+      if (w.gpu_owner[i] != 0 || (i < w.gpu_shared.size() && w.gpu_shared[i] > 0)) ++busy;
+    }
+    status.set_gpus_busy(status.gpus_busy() + busy);
     status.set_slots_total(status.slots_total() + w.info.slots());
     status.set_slots_busy(status.slots_busy() + w.slots_used);
   }

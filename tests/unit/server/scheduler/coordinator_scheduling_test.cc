@@ -32,10 +32,11 @@ TEST(CoordinatorSchedulingTest, HighPrioritySubmitPreemptsAndTheVictimIsRequeued
   EXPECT_EQ(cancel->cancel().attempt(), 1u);
   EXPECT_EQ(cancel->cancel().reason(), absl::StrCat("preempted by run ", high, " (priority 50 > 0)"));
   EXPECT_GE(cancel->cancel().grace_seconds(), 60u);  // time to write the checkpoint
-  v1::Run waiting = env.Get(env.bob_token_, high);
-  EXPECT_EQ(waiting.state(), v1::QUEUED);
-  EXPECT_EQ(waiting.queue_reason(),
-            absl::StrCat("preempting lower priority run ", low, " on w1 to checkpoint and stop"));
+  // The reason is stored just after the Cancel is queued: poll for it.
+  const std::string preempting = absl::StrCat("preempting lower priority run ", low, " on w1 to checkpoint and stop");
+  EXPECT_TRUE(Eventually([&] { return env.Get(env.bob_token_, high).queue_reason() == preempting; }))
+      << env.Get(env.bob_token_, high).queue_reason();
+  EXPECT_EQ(env.Get(env.bob_token_, high).state(), v1::QUEUED);
   // Nothing is placed on the slot until the victim has really stopped.
   EXPECT_FALSE(w.Next([](const v1::ServerMessage& m) { return m.has_assign(); }, absl::Milliseconds(300)));
 
@@ -48,7 +49,9 @@ TEST(CoordinatorSchedulingTest, HighPrioritySubmitPreemptsAndTheVictimIsRequeued
     v1::Run r = env.Get(env.alice_token_, low);
     return r.state() == v1::QUEUED && r.attempt() == 1 + 1;
   }));
-  EXPECT_EQ(env.Get(env.alice_token_, low).queue_reason(), "needs a CPU slot, all 1 slot is busy");
+  EXPECT_TRUE(Eventually([&] {
+    return env.Get(env.alice_token_, low).queue_reason() == "needs a CPU slot, all 1 slot is busy";
+  })) << env.Get(env.alice_token_, low).queue_reason();
 
   // When the high-priority run ends, the preempted run gets its next attempt.
   w.SendEvents(high, 1, {Started(1)});

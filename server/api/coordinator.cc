@@ -586,11 +586,19 @@ void Coordinator::OnRunStatus(const std::string& worker_id, const pendulum::v1::
     return;
   }
   ActiveRun& a = it->second;
-  if (a.preempted_for != 0 && a.state != pendulum::v1::CANCELLING &&
-      (status.state() == pendulum::v1::CANCELLED || status.state() == pendulum::v1::FAILED)) {
+  // After a server restart `preempted_for` is gone, but the daemon's CANCELLED
+  // status echoes the Cancel's reason, which names the preemption.
+  const bool preempted =
+      a.state != pendulum::v1::CANCELLING &&
+      ((a.preempted_for != 0 &&
+        (status.state() == pendulum::v1::CANCELLED || status.state() == pendulum::v1::FAILED)) ||
+       (status.state() == pendulum::v1::CANCELLED &&
+        absl::StrContains(status.message(), scheduler::kPreemptedReasonPrefix)));
+  if (preempted) {
     // Stopped because we preempted it: back to the queue (attempt + 1), to
     // resume from the checkpoint it wrote on SIGTERM. Never a failure.
-    RequeueLocked(status.run_id(), absl::StrCat(a.preempt_reason, "; requeued to resume from its last checkpoint"));
+    const std::string why = a.preempted_for != 0 ? a.preempt_reason : status.message();
+    RequeueLocked(status.run_id(), absl::StrCat(why, "; requeued to resume from its last checkpoint"));
     Notify();
     return;
   }

@@ -574,7 +574,7 @@ class Pass {
       p.run_id = v->run_id;
       p.worker_id = w.worker_id;
       p.for_run_id = run.run_id;
-      p.reason = absl::StrCat("preempted by run ", run.run_id, " (priority ", run.priority, " > ",
+      p.reason = absl::StrCat(kPreemptedReasonPrefix, run.run_id, " (priority ", run.priority, " > ",
                               v->priority, ")");
       plan_.preemptions.push_back(std::move(p));
       stopped.push_back(v->run_id);

@@ -92,6 +92,11 @@ struct Placement {
   double gpu_fraction = 0;
 };
 
+// Every Preemption::reason starts with this. The worker echoes the reason of a
+// Cancel in the status it reports, which lets the coordinator recognise a
+// preempted run even after a server restart lost its in-memory state.
+inline constexpr char kPreemptedReasonPrefix[] = "preempted by run ";
+
 // Ask `run_id` (running on `worker_id`) to checkpoint and stop, then requeue
 // it, so that `for_run_id` (higher priority) can take its resources.
 struct Preemption {

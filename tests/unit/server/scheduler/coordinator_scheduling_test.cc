@@ -62,6 +62,43 @@ TEST(CoordinatorSchedulingTest, HighPrioritySubmitPreemptsAndTheVictimIsRequeued
   EXPECT_EQ(third->attempt(), 2u);
 }
 
+TEST(CoordinatorSchedulingTest, PreemptedRunIsRequeuedEvenIfTheServerRestartedMeanwhile) {
+  ApiTestEnv env;
+  env.StartServer();
+  auto w = std::make_unique<FakeWorker>(&env, "w1", 1);
+  w->Register();
+  w->Connect();
+  const int64_t low = env.Submit(env.alice_token_, {"priority=0"});
+  ASSERT_TRUE(w->NextAssignment().has_value());
+  w->SendEvents(low, 1, {Started(1)});
+  ASSERT_TRUE(Eventually([&] { return env.Get(env.alice_token_, low).state() == v1::RUNNING; }));
+  const int64_t high = env.Submit(env.bob_token_, {"priority=50"});
+  auto cancel = w->Next([&](const v1::ServerMessage& m) { return m.has_cancel(); });
+  ASSERT_TRUE(cancel.has_value());
+  // Bob gives up, so the restarted server has no reason to preempt again and
+  // only the worker's report says this was a preemption.
+  v1::CancelRunRequest give_up;
+  give_up.set_run_id(high);
+  v1::Run gone;
+  ASSERT_TRUE(env.runs_->CancelRun(ApiTestEnv::Context(env.bob_token_).get(), give_up, &gone).ok());
+
+  // The server restarts before the trainer has stopped; the worker keeps the
+  // attempt, reconnects, and reports the stop with the Cancel's reason.
+  w.reset();
+  env.StopServer();
+  env.StartServer();
+  w = std::make_unique<FakeWorker>(&env, "w1", 1);
+  w->Register();
+  w->Connect({{low, 1}});
+  w->SendStatus(low, 1, v1::CANCELLED, 143,
+                absl::StrCat("cancelled: ", cancel->cancel().reason(), " (trainer exited with status 143)"));
+  // Requeued (not CANCELLED) and, the slot being free, placed again as attempt 2.
+  auto next = w->NextAssignment();
+  ASSERT_TRUE(next.has_value()) << v1::RunState_Name(env.Get(env.alice_token_, low).state());
+  EXPECT_EQ(next->run_id(), low);
+  EXPECT_EQ(next->attempt(), 2u);
+}
+
 TEST(CoordinatorSchedulingTest, UserCancelDuringPreemptionCancelsInsteadOfRequeueing) {
   ApiTestEnv env;
   env.StartServer();

@@ -13,13 +13,27 @@ function(pendulum_add_test)
   # Tests run in the build root, so BinaryDir() (PENDULUM_BINARY_DIR, else the
   # working directory) finds the built binaries. Only one ENVIRONMENT entry is
   # passed: gtest_discover_tests splits a "A=..;B=.." value at the semicolon.
+  # The same splitting applies to LABELS: "unit;reference" became LABELS=unit
+  # plus stray words that swallowed TIMEOUT and ENVIRONMENT. So only the first
+  # label goes through gtest_discover_tests; a multi-label test gets all its
+  # labels from a ctest include file that runs after the discovered tests exist.
+  list(GET T_LABELS 0 _first_label)
   gtest_discover_tests(${T_NAME}
     DISCOVERY_TIMEOUT 60
     WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
     PROPERTIES
-      LABELS "${T_LABELS}"
+      LABELS "${_first_label}"
       TIMEOUT ${T_TIMEOUT}
       ENVIRONMENT "PENDULUM_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  list(LENGTH T_LABELS _label_count)
+  if(_label_count GREATER 1)
+    set(_labels_file "${CMAKE_CURRENT_BINARY_DIR}/${T_NAME}_labels.cmake")
+    file(WRITE "${_labels_file}"
+      "foreach(_t IN LISTS ${T_NAME}_TESTS)\n"
+      "  set_tests_properties(\"\${_t}\" PROPERTIES LABELS \"${T_LABELS}\")\n"
+      "endforeach()\n")
+    set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${_labels_file}")
+  endif()
 endfunction()
 
 # pendulum_add_library(name SOURCES ... PUBLIC_DEPS ... PRIVATE_DEPS ...)

@@ -32,10 +32,14 @@ void ExpectClose(const at::Tensor& actual, const ordered_json& expected, const s
 
 void RunWeightAlign(const ordered_json& c) {
   const auto& p = c.at("params");
-  const int64_t known = p.at("known_classes").get<int64_t>();
   at::Tensor w = ReferenceTensor(c.at("inputs").at("fc_weight"));
   ASSERT_EQ(w.size(0), p.value("total_classes", w.size(0)));
-  if (p.contains("increment")) ASSERT_EQ(w.size(0) - known, p.at("increment").get<int64_t>());
+  // PyCIL's weight_align takes the increment; either field gives C_o.
+  const int64_t known = p.contains("known_classes") ? p.at("known_classes").get<int64_t>()
+                                                    : w.size(0) - p.at("increment").get<int64_t>();
+  if (p.contains("increment")) {
+    ASSERT_EQ(w.size(0) - known, p.at("increment").get<int64_t>());
+  }
   at::Tensor bias;
   if (c.at("inputs").contains("fc_bias")) bias = ReferenceTensor(c.at("inputs").at("fc_bias"));
   const at::Tensor bias_before = bias.defined() ? bias.clone() : bias;
@@ -71,7 +75,9 @@ void RunWaObjective(const ordered_json& c) {
   const int64_t known = p.at("known_classes").get<int64_t>();
   ASSERT_EQ(logits.size(1), p.value("total_classes", logits.size(1)));
   IncrementalLossTerms t = IncrementalLoss(logits, old_logits, targets, known, p.value("T", 2.0), /*use_kd=*/true);
-  if (p.contains("kd_lambda")) EXPECT_NEAR(t.kd_lambda, p.at("kd_lambda").get<double>(), 1e-12);
+  if (p.contains("kd_lambda")) {
+    EXPECT_NEAR(t.kd_lambda, p.at("kd_lambda").get<double>(), 1e-12);
+  }
   t.loss.backward();
   const auto& e = c.at("expected");
   ExpectClose(t.loss_ce.detach(), e.at("loss_clf"), "loss_clf");

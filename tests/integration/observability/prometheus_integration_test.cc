@@ -46,6 +46,11 @@ class PrometheusIntegrationTest : public ::testing::Test {
     }
     dir_ = MakeTestTempDir();
   }
+  // Every process is a local of the test body, so all are gone by now; keep
+  // the logs and the TSDB only when something failed.
+  void TearDown() override {
+    if (!dir_.empty() && !HasFailure()) std::filesystem::remove_all(dir_);
+  }
   std::filesystem::path dir_;
 };
 

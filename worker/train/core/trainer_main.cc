@@ -144,6 +144,11 @@ int RunTrainerMain(int argc, char** argv) {
 
   TrainerOptions options;
   options.spec = std::move(*spec);
+  // --init is where the daemon put spec.init.from_run's checkpoint. Record it
+  // in the spec as well, so every reader of spec.init (the loop's weight load
+  // and methods such as OFQ, whose quantized model takes the scales, shifts
+  // and QKR weights of a QAT checkpoint only after Setup) sees the same file.
+  if (!flags["init"].empty()) options.spec.mutable_init()->set_checkpoint_path(flags["init"]);
   options.out_dir = out_dir;
   options.resume_path = flags["resume"];
   options.init_path = flags["init"];

@@ -12,7 +12,7 @@ namespace pendulum::daemon {
 
 struct BackoffOptions {
   absl::Duration initial = absl::Milliseconds(100);
-  absl::Duration max = absl::Seconds(5);
+  absl::Duration max = absl::Seconds(2);  // well under a lease (default 15 s)
   double multiplier = 2.0;
 };
 

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "worker/daemon/worker.h"
 #include "worker/daemon/worker_metrics.h"
 
@@ -144,7 +145,16 @@ int main(int argc, char** argv) {
     ssl.pem_root_certs = pem.str();
     credentials = grpc::SslCredentials(ssl);
   }
-  auto worker = std::make_shared<pendulum::daemon::Worker>(options, grpc::CreateChannel(server, credentials));
+  // gRPC's own reconnect backoff (1 s growing to 120 s by default) sits under
+  // ours: after a server restart the channel could stay in TRANSIENT_FAILURE
+  // longer than a lease and the server would declare us lost. Cap it well
+  // below any sane lease so our Backoff alone decides when we retry.
+  grpc::ChannelArguments channel_args;
+  channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  channel_args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  auto worker = std::make_shared<pendulum::daemon::Worker>(
+      options, grpc::CreateCustomChannel(server, credentials, channel_args));
   if (auto status = worker->Recover(); !status.ok()) {
     std::cerr << "pendulum-worker: " << status << "\n";
     return 1;

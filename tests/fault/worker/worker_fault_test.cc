@@ -13,11 +13,12 @@ auto Terminal() {
   return [](const v1::Run& run) { return IsTerminal(run.state()); };
 }
 
-// Without LibTorch: fake_trainer emits 3000 steps at ~1 ms each; the server
-// is SIGKILLed twice while it runs and restarted on the same DB and port.
+// Without LibTorch: fake_trainer emits 3000 steps at ~4 ms each (12 s, long
+// enough to outlast two restarts on a loaded machine); the server is
+// SIGKILLed twice while it runs and restarted on the same DB and port.
 TEST_F(WorkerClusterTest, ServerKilledTwiceWithFakeTrainerLosesAndDuplicatesNothing) {
   ASSERT_NE(StartWorker("w1", FakeTrainer(),
-                        {{"FAKE_TRAINER_MODE", "ok"}, {"FAKE_TRAINER_STEPS", "3000"}, {"FAKE_TRAINER_STEP_US", "1000"}}),
+                        {{"FAKE_TRAINER_MODE", "ok"}, {"FAKE_TRAINER_STEPS", "3000"}, {"FAKE_TRAINER_STEP_US", "4000"}}),
             nullptr);
   auto run_id = client_->Submit(QuickSpec());
   ASSERT_TRUE(run_id.ok()) << run_id.status();

@@ -93,6 +93,7 @@ absl::Status Server::Init() {
   Coordinator::Deps deps{runs_.get(), workers_.get(), artifacts_.get(), nullptr, metrics_.get(), clock};
   PENDULUM_ASSIGN_OR_RETURN(ingestor_, store::MetricIngestor::Start(db_.get(), clock));
   deps.ingestor = ingestor_.get();
+  deps.users = users_.get();  // per-user GPU quotas
   coordinator_ = std::make_unique<Coordinator>(deps, coordinator_options);
   PENDULUM_RETURN_IF_ERROR(coordinator_->Load());
 

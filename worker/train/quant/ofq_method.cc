@@ -99,6 +99,7 @@ absl::Status OfqTrainingMethod::Setup(const TrainContext& ctx, ModelPtr* model) 
     *model = qm;
     model_ = qm;
 
+    weight_bits_ = spec_.weight_bits() > 0 ? static_cast<int>(spec_.weight_bits()) : 2;
     const auto& log = spec.logging();
     oscillation_every_ = log.has_oscillation_every_steps() ? log.oscillation_every_steps() : 50;
     snapshot_every_ = log.has_snapshot_every_steps() ? log.snapshot_every_steps() : 1000;
@@ -151,6 +152,8 @@ absl::Status OfqTrainingMethod::AfterOptimizerStep(const StepInfo& info) {
   if (!monitor_) return absl::OkStatus();
   // The layers hold the codes of this step's forward (trap 8).
   monitor_->Step(info.step);
+  window_flips_ += monitor_->FlipRate(weight_bits_);
+  ++window_steps_;
   if (oscillation_every_ > 0 && info.step % oscillation_every_ == 0) {
     absl::Status s = ctx_.events->EmitOscillation(monitor_->Stats(info.step, cga_.get()));
     if (!s.ok()) return s;
@@ -162,6 +165,10 @@ absl::Status OfqTrainingMethod::AfterOptimizerStep(const StepInfo& info) {
 void OfqTrainingMethod::AddStepScalars(const StepInfo& info, std::map<std::string, double>* values) {
   if (monitor_) {
     (*values)["ofq/osc_ratio"] = monitor_->OscillationRatio(0.005);
+    (*values)["ofq/osc_ratio_wq"] = monitor_->OscillationRatio(0.005, weight_bits_);
+    if (window_steps_ > 0) (*values)["ofq/flip_rate_wq"] = window_flips_ / static_cast<double>(window_steps_);
+    window_flips_ = 0;
+    window_steps_ = 0;
   }
   if (cga_) (*values)["ofq/cga_free_frac"] = cga_->free_fraction();
 }

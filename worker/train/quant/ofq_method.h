@@ -10,6 +10,11 @@
 // the oscillation tracker on the codes of the trained forward (trap 8);
 // OscillationStats every logging.oscillation_every_steps, WeightSnapshots
 // every snapshot_every_steps and at the end. Tracker state is checkpointed.
+// Step scalars: ofq/osc_ratio (all tracked weights, tau 0.005), and over the
+// block weights at spec weight_bits only (the comparison of methods.md §7.1;
+// the 8-bit first layer and heads are LSQ in every configuration):
+// ofq/osc_ratio_wq and ofq/flip_rate_wq (mean over the metrics window);
+// ofq/cga_free_frac during CGA.
 // Training thread only. Registered as method "ofq".
 
 #include <functional>
@@ -56,6 +61,10 @@ class OfqTrainingMethod : public TrainingMethod {
   int64_t snapshot_every_ = 1000;
   int top_k_ = 32;
   int64_t last_snapshot_step_ = -1;
+  int weight_bits_ = 2;  // bits of the block weights (spec weight_bits)
+  // Flip rate of the weight_bits_ layers, summed over the metrics window.
+  double window_flips_ = 0;
+  int64_t window_steps_ = 0;
 };
 
 // Builds the quantized twin of the spec's model (vit family or mlp) without

@@ -129,6 +129,27 @@ double OscillationMonitor::OscillationRatio(double tau) const {
   return total > 0 ? above / total : 0.0;
 }
 
+double OscillationMonitor::OscillationRatio(double tau, int bits) const {
+  double above = 0, total = 0;
+  for (const Layer& l : layers_) {
+    if (!l.tracker.initialized() || !l.source->has_quant_view() || l.source->quant_view().bits != bits) continue;
+    const double n = static_cast<double>(l.tracker.k_prev().numel());
+    above += l.tracker.OscillationRatio(tau) * n;
+    total += n;
+  }
+  return total > 0 ? above / total : 0.0;
+}
+
+double OscillationMonitor::FlipRate(int bits) const {
+  double flips = 0, total = 0;
+  for (const Layer& l : layers_) {
+    if (!l.tracker.initialized() || !l.source->has_quant_view() || l.source->quant_view().bits != bits) continue;
+    flips += static_cast<double>(l.last.flips);
+    total += static_cast<double>(l.last.numel);
+  }
+  return total > 0 ? flips / total : 0.0;
+}
+
 int64_t OscillationMonitor::tracked_weights() const {
   int64_t n = 0;
   for (const Layer& l : layers_) {

@@ -52,6 +52,13 @@ class OscillationMonitor {
 
   // Model-wide oscillation ratio at tau over all tracked weights.
   double OscillationRatio(double tau) const;
+  // The same over the layers quantized at `bits` only (e.g. the 2-bit block
+  // weights, leaving out the 8-bit first layer / patch embedding and heads,
+  // which use LSQ in every configuration); 0 when there are none.
+  double OscillationRatio(double tau, int bits) const;
+  // Fraction of the weights quantized at `bits` whose code changed in the
+  // last Step(); 0 when there are none.
+  double FlipRate(int bits) const;
   const std::vector<std::string>& layer_names() const { return names_; }
   int64_t tracked_weights() const;
 

@@ -109,6 +109,36 @@ TEST(OfqMethodTest, QatEmitsStatsAndSnapshotsAndCreatesScalesBeforeOptimizer) {
   std::map<std::string, double> scalars;
   method.AddStepScalars(StepInfo{}, &scalars);
   EXPECT_TRUE(scalars.count("ofq/osc_ratio"));
+  // The §7.1 comparison scalars cover the 2-bit block weights only (the 8-bit
+  // patch embedding and head are LSQ in every configuration).
+  ASSERT_TRUE(scalars.count("ofq/osc_ratio_wq"));
+  ASSERT_TRUE(scalars.count("ofq/flip_rate_wq"));
+  std::map<std::string, int64_t> numel;
+  for (const auto& snap : f.sink.snapshots) {
+    int64_t n = 1;
+    for (int64_t d : snap.shape()) n *= d;
+    numel[snap.layer()] = n;
+  }
+  double above = 0, total = 0;
+  int low_bit_layers = 0, high_bit_layers = 0;
+  for (const auto& l : f.sink.stats.back().layers()) {
+    if (l.layer() == "model") continue;
+    if (l.values().at("bits") != 2) {
+      ++high_bit_layers;
+      continue;
+    }
+    ++low_bit_layers;
+    above += l.values().at("osc_ratio_0.005") * double(numel.at(l.layer()));
+    total += double(numel.at(l.layer()));
+  }
+  EXPECT_GT(low_bit_layers, 0);
+  EXPECT_GT(high_bit_layers, 0);  // patch embedding and head are tracked but left out
+  EXPECT_NEAR(scalars["ofq/osc_ratio_wq"], above / total, 1e-9);
+  EXPECT_GT(scalars["ofq/flip_rate_wq"], 0.0);  // 30 AdamW steps at 2 bits flip some codes
+  EXPECT_LT(scalars["ofq/flip_rate_wq"], 0.5);
+  std::map<std::string, double> again;
+  method.AddStepScalars(StepInfo{}, &again);
+  EXPECT_FALSE(again.count("ofq/flip_rate_wq"));  // the window was reset: no step since
 
   // Tracker state survives a checkpoint round trip.
   torch::serialize::OutputArchive out;

@@ -25,6 +25,8 @@ Commands:
   compare RUN...     final metrics grouped by swept configuration, mean ± std over seeds
   workers            the worker pool
   token              create / list / revoke API tokens (admins)
+  user               create / list users and set their GPU quotas (admins)
+  drain WORKER       stop placing runs on a worker (running runs finish); undrain WORKER reverses it
 
 Global flags:
   --server HOST:PORT  server address (default $PENDULUM_SERVER, else 127.0.0.1:7070)
@@ -123,6 +125,23 @@ and each group shows mean ± sample std over its runs (e.g. the seeds of a sweep
 Lists the worker pool: state, free/total GPUs and CPU slots, running runs and the
 last heartbeat.
 )"},
+      {"user", R"(Usage:
+  pendulum user create NAME [--role admin|user|worker] [--gpu-quota N]
+  pendulum user list [--json]
+  pendulum user quota NAME N      at most N whole GPUs running at once (0 = unlimited)
+
+Admin role required. Quotas apply from the next scheduling pass; a run over
+its owner's quota waits with the reason "user quota reached".
+)"},
+      {"drain", R"(Usage: pendulum drain WORKER
+
+Admin role required. The scheduler places nothing new on WORKER; its running
+runs go on. `pendulum undrain WORKER` makes it eligible again.
+)"},
+      {"undrain", R"(Usage: pendulum undrain WORKER
+
+Admin role required. Makes a drained worker eligible for new runs again.
+)"},
       {"token", R"(Usage:
   pendulum token create --user NAME [--role admin|user|worker] [--description TEXT]
       creates a token (and the user if new); prints the token once on stdout
@@ -143,7 +162,8 @@ const std::map<std::string, Command>& Commands() {
       {"submit", SubmitCommand},   {"runs", RunsCommand},       {"show", ShowCommand},
       {"watch", WatchCommand},     {"cancel", CancelCommand},   {"metrics", MetricsCommand},
       {"oscillation", OscillationCommand}, {"compare", CompareCommand}, {"workers", WorkersCommand},
-      {"token", TokenCommand},
+      {"token", TokenCommand},     {"user", UserCommand},       {"drain", DrainCommand},
+      {"undrain", UndrainCommand},
   };
   return *commands;
 }

@@ -26,6 +26,9 @@ absl::Status OscillationCommand(const Args& args, const CliContext& ctx);
 absl::Status CompareCommand(const Args& args, const CliContext& ctx);
 absl::Status WorkersCommand(const Args& args, const CliContext& ctx);
 absl::Status TokenCommand(const Args& args, const CliContext& ctx);
+absl::Status UserCommand(const Args& args, const CliContext& ctx);
+absl::Status DrainCommand(const Args& args, const CliContext& ctx);
+absl::Status UndrainCommand(const Args& args, const CliContext& ctx);
 
 // Splits a --sweep value list on commas outside brackets/braces/quotes, so
 // "model.hidden=[64,64],[128,128]" gives two values.

@@ -44,6 +44,18 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateUser(grpc::CallbackServerConte
   });
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::SetUserQuota(grpc::CallbackServerContext* context,
+                                                         const pendulum::v1::SetUserQuotaRequest* request,
+                                                         pendulum::v1::User* response) {
+  return Unary(context, [&]() -> absl::Status {
+    PENDULUM_ADMIN_CALL("SetUserQuota");
+    PENDULUM_RETURN_IF_ERROR(users_->SetGpuQuota(request->name(), request->gpu_quota()));
+    // The coordinator reads quotas from the store on every scheduling pass.
+    PENDULUM_ASSIGN_OR_RETURN(*response, users_->GetUser(request->name()));
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::ListUsers(grpc::CallbackServerContext* context,
                                                       const pendulum::v1::ListUsersRequest* request,
                                                       pendulum::v1::ListUsersResponse* response) {

@@ -16,6 +16,9 @@ class AdminServiceImpl final : public pendulum::v1::AdminService::CallbackServic
                    store::UserStore* users, store::TokenStore* tokens)
       : authenticator_(authenticator), coordinator_(coordinator), users_(users), tokens_(tokens) {}
 
+  grpc::ServerUnaryReactor* SetUserQuota(grpc::CallbackServerContext* context,
+                                         const pendulum::v1::SetUserQuotaRequest* request,
+                                         pendulum::v1::User* response) override;
   grpc::ServerUnaryReactor* CreateUser(grpc::CallbackServerContext* context,
                                        const pendulum::v1::CreateUserRequest* request,
                                        pendulum::v1::User* response) override;

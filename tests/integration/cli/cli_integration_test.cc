@@ -274,6 +274,51 @@ struct BadSpec {
 
 std::string Base() { return kValidSpec; }
 
+// Admins create users with GPU quotas, change them, and drain workers; users
+// may do none of it; bad names and numbers are refused naming the problem.
+TEST_F(CliIntegrationTest, AdminsManageUsersQuotasAndDrain) {
+  CommandResult made = Cli({"user", "create", "dan", "--gpu-quota", "2"}, admin_);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_NE(made.out.find("dan"), std::string::npos) << made.out;
+  CommandResult quota = Cli({"user", "quota", "dan", "5"}, admin_);
+  ASSERT_EQ(quota.exit_code, 0) << quota.err;
+  CommandResult list = Cli({"user", "list", "--json"}, admin_);
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  json users = json::parse(list.out, nullptr, false);
+  ASSERT_TRUE(users.contains("users")) << list.out;
+  bool found = false;
+  for (const auto& u : users["users"]) {
+    if (u["name"] == "dan") {
+      found = true;
+      EXPECT_EQ(AsInt(u["gpu_quota"]), 5) << u.dump();
+    }
+  }
+  EXPECT_TRUE(found) << list.out;
+
+  CommandResult ghost = Cli({"user", "quota", "ghost", "1"}, admin_);
+  EXPECT_NE(ghost.exit_code, 0);
+  EXPECT_NE(ghost.err.find("ghost"), std::string::npos) << ghost.err;
+  CommandResult negative = Cli({"user", "quota", "dan", "-3"}, admin_);
+  EXPECT_NE(negative.exit_code, 0);
+  EXPECT_NE(negative.err.find("GPU quota"), std::string::npos) << negative.err;
+  CommandResult twice = Cli({"user", "create", "dan"}, admin_);
+  EXPECT_NE(twice.exit_code, 0);
+  EXPECT_NE(twice.err.find("already exists"), std::string::npos) << twice.err;
+
+  CommandResult by_user = Cli({"user", "quota", "dan", "100"}, bob_);
+  EXPECT_NE(by_user.exit_code, 0);
+  EXPECT_NE(by_user.err.find("PERMISSION_DENIED"), std::string::npos) << by_user.err;
+  CommandResult drain_by_user = Cli({"drain", "w1"}, bob_);
+  EXPECT_NE(drain_by_user.exit_code, 0);
+  EXPECT_NE(drain_by_user.err.find("PERMISSION_DENIED"), std::string::npos) << drain_by_user.err;
+  CommandResult drain_unknown = Cli({"drain", "no-such-worker"}, admin_);
+  EXPECT_NE(drain_unknown.exit_code, 0);
+  EXPECT_NE(drain_unknown.err.find("no-such-worker"), std::string::npos) << drain_unknown.err;
+  // Nothing above changed dan's quota.
+  list = Cli({"user", "list", "--json"}, admin_);
+  EXPECT_NE(list.out.find("\"gpu_quota\":5"), std::string::npos) << list.out;
+}
+
 TEST_F(CliIntegrationTest, BadSpecsAreRejectedNamingTheFieldAndStoreNothing) {
   const std::vector<BadSpec> cases = {
       {"unknown_top_field", Base() + "learning_rate: 0.1\n", {}, "spec.learning_rate"},

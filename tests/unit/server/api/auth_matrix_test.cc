@@ -3,6 +3,7 @@
 #include <functional>
 #include <set>
 
+#include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
 #include "tests/unit/server/api/api_test_env.h"
 
@@ -78,6 +79,11 @@ std::vector<Rpc> AllRpcs() {
   rpcs.push_back({"CreateUser", "admin", UnaryCall<CreateUserRequest, User>(admin, &AdminService::Stub::CreateUser, cu)});
   rpcs.push_back({"ListUsers", "admin",
                   UnaryCall<ListUsersRequest, ListUsersResponse>(admin, &AdminService::Stub::ListUsers)});
+  SetUserQuotaRequest sq;
+  sq.set_name("nobody");
+  sq.set_gpu_quota(2);
+  rpcs.push_back({"SetUserQuota", "admin",
+                  UnaryCall<SetUserQuotaRequest, User>(admin, &AdminService::Stub::SetUserQuota, sq)});
   CreateTokenRequest ct;
   ct.set_user("dave");
   ct.set_role(USER);
@@ -155,6 +161,25 @@ class AuthMatrixTest : public ::testing::TestWithParam<bool> {
   }
   ApiTestEnv env_;
 };
+
+// The matrix is only as good as its list: every method of every service in
+// the API must be in it, so a new RPC cannot slip in untested.
+TEST(AuthMatrixCoverage, EveryRpcOfEveryServiceIsInTheMatrix) {
+  std::set<std::string> listed;
+  for (const Rpc& rpc : AllRpcs()) {
+    const std::string base = rpc.name.substr(rpc.name.find('.') + 1);  // "RunService.ListWorkers"
+    listed.insert(base);
+  }
+  for (const char* name : {"pendulum.v1.RunService", "pendulum.v1.AdminService", "pendulum.v1.WorkerService"}) {
+    const google::protobuf::ServiceDescriptor* service =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
+    ASSERT_NE(service, nullptr) << name;
+    for (int i = 0; i < service->method_count(); ++i) {
+      EXPECT_EQ(listed.count(service->method(i)->name()), 1u)
+          << service->name() << "." << service->method(i)->name() << " is missing from the auth matrix";
+    }
+  }
+}
 
 TEST_P(AuthMatrixTest, NoTokenWrongTokenAndRevokedTokenAreUnauthenticated) {
   v1::CreateTokenRequest create;

@@ -300,6 +300,12 @@ absl::Status CompareCommand(const Args& args, const CliContext& ctx) {
   }
   for (const std::string& path : all_paths) {
     if (path == "seed" || path == "name" || path == "description" || path.rfind("tags", 0) == 0) continue;
+    // Lineage, not configuration: each seed of a pipeline (FP → QAT → CGA)
+    // initialises from, or distils from, its own seed's earlier run.
+    if (path == "init.from_run" || path == "init.checkpoint_path" || path == "distill.teacher_run" ||
+        path == "distill.teacher_checkpoint") {
+      continue;
+    }
     std::set<std::string> values;
     for (const auto& d : data) {
       auto it = d.config.find(path);

@@ -20,6 +20,7 @@ Commands:
   show RUN           one run: state, attempt, worker, reasons, progress, points, spec
   watch RUN          follow a run live until it ends (exit 0 only if it SUCCEEDED)
   cancel RUN         cancel a queued or running run
+  checkpoint RUN     ask a running run to write and upload a checkpoint now
   metrics RUN        metric points as CSV or JSON
   oscillation RUN    per-layer oscillation statistics and the most oscillating weights
   compare RUN...     final metrics grouped by swept configuration, mean ± std over seeds
@@ -133,6 +134,12 @@ last heartbeat.
 Admin role required. Quotas apply from the next scheduling pass; a run over
 its owner's quota waits with the reason "user quota reached".
 )"},
+      {"checkpoint", R"(Usage: pendulum checkpoint RUN
+
+Asks the trainer of a running run to checkpoint now; the worker uploads the
+checkpoint to the server, and a requeued run resumes from the newest one.
+FAILED_PRECONDITION if the run is not running.
+)"},
       {"drain", R"(Usage: pendulum drain WORKER
 
 Admin role required. The scheduler places nothing new on WORKER; its running
@@ -163,6 +170,7 @@ const std::map<std::string, Command>& Commands() {
       {"watch", WatchCommand},     {"cancel", CancelCommand},   {"metrics", MetricsCommand},
       {"oscillation", OscillationCommand}, {"compare", CompareCommand}, {"workers", WorkersCommand},
       {"token", TokenCommand},     {"user", UserCommand},       {"drain", DrainCommand},
+      {"checkpoint", CheckpointCommand},
       {"undrain", UndrainCommand},
   };
   return *commands;

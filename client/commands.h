@@ -21,6 +21,8 @@ absl::Status ShowCommand(const Args& args, const CliContext& ctx);
 // OK only when the run ends SUCCEEDED; FAILED/CANCELLED give ABORTED/CANCELLED.
 absl::Status WatchCommand(const Args& args, const CliContext& ctx);
 absl::Status CancelCommand(const Args& args, const CliContext& ctx);
+// Asks a running run's trainer to checkpoint now (SIGUSR1 on the worker).
+absl::Status CheckpointCommand(const Args& args, const CliContext& ctx);
 absl::Status MetricsCommand(const Args& args, const CliContext& ctx);
 absl::Status OscillationCommand(const Args& args, const CliContext& ctx);
 absl::Status CompareCommand(const Args& args, const CliContext& ctx);

@@ -321,4 +321,20 @@ absl::Status CancelCommand(const Args& args, const CliContext& ctx) {
   return absl::OkStatus();
 }
 
+absl::Status CheckpointCommand(const Args& args, const CliContext& ctx) {
+  ArgParser p;
+  if (absl::Status s = p.Parse(args); !s.ok()) return s;
+  int64_t id = 0;
+  if (absl::Status s = OnePositionalRun(p, "checkpoint", &id); !s.ok()) return s;
+  v1::RequestCheckpointRequest request;
+  request.set_run_id(id);
+  v1::RequestCheckpointResponse response;
+  auto call = ctx.NewCall();
+  if (absl::Status s = FromGrpcStatus(ctx.runs->RequestCheckpoint(call.get(), request, &response)); !s.ok()) {
+    return s;
+  }
+  *ctx.out << "run " << id << ": checkpoint requested (it is uploaded when the trainer has written it)\n";
+  return absl::OkStatus();
+}
+
 }  // namespace pendulum::client

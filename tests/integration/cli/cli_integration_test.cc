@@ -166,6 +166,11 @@ TEST_F(CliIntegrationTest, SubmitListShowCancel) {
     EXPECT_NE(text.out.find(part), std::string::npos) << part << " missing in:\n" << text.out;
   }
 
+  // No worker here, so the run is queued: a checkpoint request is refused, clearly.
+  CommandResult checkpoint = Cli({"checkpoint", std::to_string(id)}, alice_);
+  EXPECT_NE(checkpoint.exit_code, 0);
+  EXPECT_NE(checkpoint.err.find("FAILED_PRECONDITION"), std::string::npos) << checkpoint.err;
+
   CommandResult cancel = Cli({"cancel", std::to_string(id)}, alice_);
   EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
   EXPECT_NE(cancel.out.find("CANCEL"), std::string::npos) << cancel.out;

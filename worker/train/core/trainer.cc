@@ -99,7 +99,7 @@ class Trainer::Impl {
       ev_->EmitFinished(false, message, pos_.step).IgnoreError();  // best effort on the failure path
       return result;
     }
-    absl::Status fin = ev_->EmitFinished(true, "", pos_.step);
+    absl::Status fin = ev_->EmitFinished(true, method_ != nullptr ? method_->ResultSummary() : "", pos_.step);
     if (!fin.ok()) {
       result.status = fin;
       result.exit_code = 1;

@@ -207,6 +207,12 @@ class TrainingMethod {
   virtual absl::Status OnEpochEnd(const StepInfo& info) { return absl::OkStatus(); }
   virtual absl::Status OnTrainEnd(const StepInfo& info) { return absl::OkStatus(); }
 
+  // A short human summary of the run's results (after OnTrainEnd), e.g. an
+  // analysis run's headline numbers and where its artifacts are. On success
+  // the loop sends it as Finished.message, which the worker reports as the
+  // run's exit reason (`pendulum show`). Default: none.
+  virtual std::string ResultSummary() const { return ""; }
+
   // Method state for checkpoints (quantizer/tracker state that is not a
   // registered parameter or buffer of the model, stage, memory, ...). The
   // archive is the method's own namespace inside the checkpoint. Model

@@ -30,11 +30,20 @@ at::Tensor GramLogDet(const at::Tensor& w) {
 at::Tensor CnLoss(const at::Tensor& w, CnForm form) {
   at::Tensor loss;
   if (form == CnForm::kSlogdet) {
-    at::Tensor ld = GramLogDet(w);
+    // log(1e-5 + det G) has a finite gradient even when G is singular (the
+    // adjugate), but slogdet's backward inverts G: a pruned matrix with a zero
+    // row gives NaN. A ridge of 1e-12·mean(diag G) keeps G invertible; it moves
+    // log det by about 1e-12·Σ mean/λ_i (negligible unless G is near singular).
+    at::Tensor m = AsMatrix(w).to(at::kDouble);
+    at::Tensor gram = at::matmul(m, m.t()) / static_cast<double>(m.size(0));
+    const at::Tensor ridge = 1e-12 * (gram.diagonal().mean().detach() + 1e-300);
+    gram = gram + ridge * at::eye(gram.size(0), gram.options());
+    at::Tensor ld = std::get<1>(at::linalg_slogdet(gram));
     loss = at::logaddexp(ld, at::full_like(ld, std::log(1e-5))).pow(2);
   } else {
+    // σ_min of a pruned matrix can be 0; floor it so the loss and its gradient stay finite.
     at::Tensor s = at::linalg_svdvals(AsMatrix(w).to(at::kDouble));
-    loss = (at::log(s.max()) - at::log(s.min())).pow(2);
+    loss = (at::log(s.max()) - at::log(s.min().clamp_min(1e-12))).pow(2);
   }
   return loss.to(w.scalar_type());
 }

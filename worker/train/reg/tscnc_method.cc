@@ -1,11 +1,13 @@
 #include "worker/train/reg/tscnc_method.h"
 
+#include <algorithm>
 #include <limits>
 #include <numeric>
 
 #include <torch/utils.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "worker/train/core/method_registry.h"
 #include "worker/train/data/data_loader.h"
@@ -120,7 +122,35 @@ absl::Status TscncMethod::Setup(const TrainContext& ctx, ModelPtr* model) {
   std::vector<std::string> gates, cn;
   DefaultLayers(ctx.spec->model().arch(), **model, &gates, &cn);
   if (t.gate_layers.empty()) t.gate_layers = gates;
-  if (t.cn_layers.empty()) t.cn_layers = cn;
+  // L_cn needs a full-rank out × out Gram W Wᵀ: with out > fan_in it is
+  // singular (log det = −inf, NaN gradients). Default layers of that shape are
+  // skipped (logged); a requested one is a spec error.
+  const bool cn_defaulted = t.cn_layers.empty();
+  if (cn_defaulted) t.cn_layers = cn;
+  std::vector<std::string> cn_kept;
+  for (const ReparamLayer& l : FindReparamLayers(**model)) {
+    if (std::find(t.cn_layers.begin(), t.cn_layers.end(), l.name) == t.cn_layers.end()) continue;
+    if (l.out_channels <= l.fan_in) {
+      cn_kept.push_back(l.name);
+    } else if (!cn_defaulted) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.method.tscnc.cn_layers: layer '", l.name, "' has ", l.out_channels, " outputs > ", l.fan_in,
+          " inputs, so its Gram W W^T is singular and the condition-number constraint is undefined"));
+    } else if (ctx.events != nullptr) {
+      ctx.events->EmitLog("warning", absl::StrCat("tscnc: no CN on layer ", l.name, " (", l.out_channels,
+                                                  " outputs > ", l.fan_in, " inputs: singular Gram)"))
+          .IgnoreError();  // best effort; the run goes on without CN there
+    }
+  }
+  if (!cn_kept.empty() || cn_defaulted) {
+    // Unknown names stay in the list so that Attach reports them.
+    for (const std::string& n : t.cn_layers) {
+      bool known = false;
+      for (const ReparamLayer& l : FindReparamLayers(**model)) known |= l.name == n;
+      if (!known) cn_kept.push_back(n);
+    }
+    t.cn_layers = cn_kept;
+  }
   if (t.train_size <= 0) {
     int64_t n = ctx.train_data != nullptr ? ctx.train_data->size() : 0;
     const uint32_t subset = ctx.spec->data().train_subset();
@@ -218,7 +248,7 @@ torch::Tensor TscncMethod::EvalLogits(const torch::Tensor& x) {
   return model_->Forward(x).logits;
 }
 
-void TscncMethod::AddEvalScalars(const StepInfo&, const torch::Tensor&, const torch::Tensor&,
+void TscncMethod::AddEvalScalars(const StepInfo&, const torch::Tensor& logits, const torch::Tensor& labels,
                                  std::map<std::string, double>* values) {
   const TscncMetrics m = tscnc_->Metrics();
   for (const TscncLayerMetrics& l : m.layers) {
@@ -266,6 +296,15 @@ void TscncMethod::AddEvalScalars(const StepInfo&, const torch::Tensor&, const to
   }
   (*values)["tscnc/eval_fgsm_acc"] = fgsm_ok / count;
   (*values)["tscnc/eval_pgd_acc"] = pgd_ok / count;
+  const double clean = logits.defined() && logits.numel() > 0
+                           ? (logits.argmax(1) == labels).to(at::kDouble).mean().item<double>()
+                           : 0.0;
+  summary_ = absl::StrFormat("tscnc: clean acc %.4f, FGSM %.4f, PGD-%d %.4f (eps %.4g, %d examples); "
+                             "sparsity %.4f; kappa",
+                             clean, fgsm_ok / count, o_.eval_pgd_steps, pgd_ok / count,
+                             o_.train_attack.epsilon, static_cast<int>(count), m.sparsity);
+  for (const TscncLayerMetrics& l : m.layers) absl::StrAppendFormat(&summary_, " %s %.4g", l.layer, l.spectrum.kappa);
+  absl::StrAppendFormat(&summary_, "; Lipschitz bound %.4g", m.lipschitz_bound);
 }
 
 PENDULUM_REGISTER_METHOD(tscnc, [](const TrainContext& ctx)

@@ -30,6 +30,18 @@ class WrnBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(WrnBlock);
 
+// One group of blocks, registered as block0, block1, ... (torch module names
+// cannot contain dots, so the group is its own module).
+class WrnGroupImpl : public torch::nn::Module {
+ public:
+  WrnGroupImpl(int64_t n, int64_t in, int64_t out, int64_t stride);
+  torch::Tensor forward(torch::Tensor x);
+
+ private:
+  std::vector<WrnBlock> blocks_;
+};
+TORCH_MODULE(WrnGroup);
+
 struct WrnOptions {
   int64_t depth = 28;
   int64_t width = 10;
@@ -44,7 +56,7 @@ class Wrn : public Model {
 
  private:
   torch::nn::Conv2d stem_{nullptr};
-  std::vector<WrnBlock> blocks_;
+  std::vector<WrnGroup> groups_;
   torch::nn::BatchNorm2d bn_{nullptr};
   torch::nn::Linear head_{nullptr};
 };

@@ -8,7 +8,9 @@
 // interaction, PCA and neuron bases. Results: scalars at the end of the run
 // ("ib/..."), and artifacts in <out_dir>/interaction_basis/ (summary.json with
 // spectra, r, r', Λ, clusters, Q, edge sparsity and curves; layer<l>.pt with
-// C, C⁺, U, D, V, Λ and E). The loop's training steps are no-ops: the loss is
+// C, C⁺, U, D, V, Λ and E), and a one-line summary as the run's Finished
+// message (ResultSummary; `pendulum show`). With centre, the constant (bias)
+// direction of each layer is left out of the module graph. The loop's training steps are no-ops: the loss is
 // 0 and the weights are restored after every optimizer step. Only MLPs of
 // Linear + ReLU (mlp, block_mlp) are supported. Training thread only.
 
@@ -40,6 +42,9 @@ class InteractionBasisMethod : public TrainingMethod {
   absl::StatusOr<LossOutput> ComputeLoss(const Batch& batch, const StepInfo& info) override;
   absl::Status AfterOptimizerStep(const StepInfo& info) override;
   absl::Status OnTrainEnd(const StepInfo& info) override;
+  // "interaction basis: Q 0.52, 2 modules (sizes 20, 19); r'/width per node layer 8/9 ...;
+  //  artifacts in DIR" (shown by `pendulum show` as the exit reason).
+  std::string ResultSummary() const override { return summary_text_; }
 
   const std::map<std::string, double>& summary() const { return scalars_; }
 
@@ -48,6 +53,7 @@ class InteractionBasisMethod : public TrainingMethod {
 
   InteractionBasisRunOptions o_;
   std::map<std::string, double> scalars_;
+  std::string summary_text_;
   std::vector<at::Tensor> frozen_values_;  // parameters as analysed, restored after each step
 };
 

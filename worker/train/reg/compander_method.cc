@@ -6,6 +6,7 @@
 #include <torch/utils.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "worker/train/core/method_registry.h"
 
@@ -64,7 +65,7 @@ void CompanderMethod::AddStepScalars(const StepInfo&, std::map<std::string, doub
   }
 }
 
-void CompanderMethod::AddEvalScalars(const StepInfo&, const torch::Tensor&, const torch::Tensor&,
+void CompanderMethod::AddEvalScalars(const StepInfo&, const torch::Tensor& logits, const torch::Tensor& labels,
                                      std::map<std::string, double>* values) {
   double max_abs = 0, near_zero = 0, saturated = 0, total = 0;
   for (const CompanderLayerStats& s : compander_->Stats()) {
@@ -82,6 +83,14 @@ void CompanderMethod::AddEvalScalars(const StepInfo&, const torch::Tensor&, cons
   (*values)["compander/max_abs_w"] = max_abs;
   (*values)["compander/near_zero_frac"] = near_zero / std::max(total, 1.0);
   (*values)["compander/saturated_frac"] = saturated / std::max(total, 1.0);
+  const double acc = logits.defined() && logits.numel() > 0
+                         ? (logits.argmax(1) == labels).to(at::kDouble).mean().item<double>()
+                         : 0.0;
+  summary_ = absl::StrFormat(
+      "WC-like (family %s, %s; methods.md §4 GAP): eval acc %.4f; effective weights: max |w| %.4g, "
+      "near-zero frac %.4g, f' < 0.1 frac %.4g (means over %d layers)",
+      CompanderFamilyName(options_.family), options_.learnable ? "learnable A, beta" : "fixed A, beta", acc,
+      max_abs, near_zero / std::max(total, 1.0), saturated / std::max(total, 1.0), static_cast<int>(total));
 }
 
 absl::Status CompanderMethod::OnTrainEnd(const StepInfo&) {

@@ -1,5 +1,6 @@
 #include "worker/train/analysis/interaction_basis_method.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <torch/utils.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "worker/train/analysis/basis_ablation.h"
 #include "worker/train/analysis/linear_chain.h"
@@ -126,6 +128,16 @@ absl::Status InteractionBasisMethod::Analyse(torch::nn::Module& model, const at:
   for (size_t l = 0; l < L; ++l) edges.push_back(res.layers[l].edges);
   InteractionGraph graph =
       BuildInteractionGraph(edges, o_.modularity.edge_eps, o_.modularity.edge_eps_relative);
+  if (o_.basis.centre) {
+    // Centred layers keep the constant (bias) direction as their first
+    // direction; it feeds every module, so it would merge them. It is not a
+    // feature: leave it out of the module graph (it stays its own community).
+    for (size_t l = 0; l < L; ++l) {
+      const int64_t c = graph.layer_offset[l];
+      graph.adjacency.select(0, c).zero_();
+      graph.adjacency.select(1, c).zero_();
+    }
+  }
   Clustering clusters = FindModules(graph.adjacency, o_.modularity);
 
   nlohmann::json summary;
@@ -208,6 +220,23 @@ absl::Status InteractionBasisMethod::Analyse(torch::nn::Module& model, const at:
                            {"optimiser", "seeded Louvain (CHOICE instead of Leiden)"}};
   scalars_["ib/q"] = clusters.q;
   scalars_["ib/num_communities"] = static_cast<double>(clusters.num_communities);
+  // Communities of more than one direction are the modules worth naming.
+  std::vector<int64_t> modules;
+  for (int64_t s : size_list) {
+    if (s > 1) modules.push_back(s);
+  }
+  std::sort(modules.rbegin(), modules.rend());
+  scalars_["ib/num_modules"] = static_cast<double>(modules.size());
+  std::string dims;
+  for (size_t l = 0; l <= L; ++l) {
+    absl::StrAppend(&dims, l == 0 ? "" : ", ", res.layers[l].r_prime, "/", res.layers[l].width);
+  }
+  summary_text_ = absl::StrCat(
+      "interaction basis on ", inputs.size(0), " samples: Q ", absl::SixDigits(clusters.q), ", ",
+      modules.size(), " modules of >1 direction (sizes ", absl::StrJoin(modules, ", "), "; ",
+      clusters.num_communities, " communities in all); kept r'/width per node layer: ", dims,
+      ctx_.out_dir.empty() ? "" : absl::StrCat("; artifacts in ", (ctx_.out_dir / "interaction_basis").string()),
+      " [rib-code reconstruction, methods.md §6 GAP]");
 
   if (!ctx_.out_dir.empty()) {
     const std::filesystem::path dir = ctx_.out_dir / "interaction_basis";

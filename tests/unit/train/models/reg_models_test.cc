@@ -1,5 +1,7 @@
 // WRN, VGG-16 (TSCNC backbones) and the block-diagonal MLP (§6.3): shapes,
 // layer names the TSCNC gates rely on, and the block-diagonal initialisation.
+// The builders are called directly: this binary links train_models as a plain
+// archive, so registry-only use would drop their objects.
 #include <set>
 #include <string>
 
@@ -21,7 +23,7 @@ TEST(RegModelsTest, WrnForwardAndBlockNames) {
   spec.set_wrn_depth(10);
   spec.set_wrn_width(1);
   ModelInputs in{10, {3, 32, 32}};
-  auto model = MakeModel(spec, in);
+  auto model = MakeWrn(spec, in);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->Forward(at::randn({2, 3, 32, 32})).logits.sizes(), (std::vector<int64_t>{2, 10}));
   std::set<std::string> names;
@@ -30,14 +32,14 @@ TEST(RegModelsTest, WrnForwardAndBlockNames) {
   EXPECT_TRUE(names.count("group2.block0.conv1"));
   EXPECT_TRUE(names.count("group1.block0.shortcut"));
   spec.set_wrn_depth(11);
-  EXPECT_FALSE(MakeModel(spec, in).ok());
+  EXPECT_FALSE(MakeWrn(spec, in).ok());
 }
 
 TEST(RegModelsTest, Vgg16OnFashionMnistShapes) {
   torch::manual_seed(0);
   v1::ModelSpec spec;
   spec.set_arch("vgg16");
-  auto model = MakeModel(spec, ModelInputs{10, {1, 28, 28}});
+  auto model = MakeVgg16(spec, ModelInputs{10, {1, 28, 28}});
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->Forward(at::randn({2, 1, 28, 28})).logits.sizes(), (std::vector<int64_t>{2, 10}));
   int convs = 0;
@@ -49,7 +51,7 @@ TEST(RegModelsTest, BlockMlpIsBlockDiagonal) {
   torch::manual_seed(0);
   v1::ModelSpec spec;
   spec.set_arch("block_mlp");
-  auto model = MakeModel(spec, ModelInputs{8, {8}});
+  auto model = MakeBlockMlp(spec, ModelInputs{8, {8}});
   ASSERT_TRUE(model.ok()) << model.status();
   int linears = 0;
   for (const auto& p : (*model)->named_parameters()) {

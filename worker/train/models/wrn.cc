@@ -33,18 +33,26 @@ torch::Tensor WrnBlockImpl::forward(const torch::Tensor& x) {
   return y + (shortcut_ ? shortcut_->forward(o) : x);
 }
 
+WrnGroupImpl::WrnGroupImpl(int64_t n, int64_t in, int64_t out, int64_t stride) {
+  for (int64_t b = 0; b < n; ++b) {
+    blocks_.push_back(register_module(absl::StrCat("block", b), WrnBlock(b == 0 ? in : out, out,
+                                                                          b == 0 ? stride : 1)));
+  }
+}
+
+torch::Tensor WrnGroupImpl::forward(torch::Tensor x) {
+  for (auto& b : blocks_) x = b->forward(x);
+  return x;
+}
+
 Wrn::Wrn(const WrnOptions& o) : Model("wrn") {
   const int64_t n = (o.depth - 4) / 6;
   const int64_t widths[3] = {16 * o.width, 32 * o.width, 64 * o.width};
   stem_ = register_module("stem", Conv(o.in_channels, 16, 3, 1));
   int64_t in = 16;
   for (int g = 0; g < 3; ++g) {
-    for (int64_t b = 0; b < n; ++b) {
-      const int64_t stride = (b == 0 && g > 0) ? 2 : 1;
-      blocks_.push_back(register_module(absl::StrCat("group", g, ".block", b),
-                                        WrnBlock(in, widths[g], stride)));
-      in = widths[g];
-    }
+    groups_.push_back(register_module(absl::StrCat("group", g), WrnGroup(n, in, widths[g], g == 0 ? 1 : 2)));
+    in = widths[g];
   }
   bn_ = register_module("bn", torch::nn::BatchNorm2d(in));
   head_ = register_module("head", torch::nn::Linear(in, o.num_classes));
@@ -57,7 +65,7 @@ Wrn::Wrn(const WrnOptions& o) : Model("wrn") {
 
 ModelOutput Wrn::Forward(const torch::Tensor& x) {
   torch::Tensor h = stem_->forward(x);
-  for (auto& b : blocks_) h = b->forward(h);
+  for (auto& g : groups_) h = g->forward(h);
   h = at::relu(bn_->forward(h));
   h = at::adaptive_avg_pool2d(h, {1, 1}).flatten(1);
   ModelOutput out;
@@ -83,7 +91,11 @@ absl::StatusOr<ModelPtr> MakeWrn(const v1::ModelSpec& spec, const ModelInputs& i
   }
   o.in_channels = inputs.in_channels();
   o.num_classes = inputs.num_classes;
-  return ModelPtr(std::make_shared<Wrn>(o));
+  try {
+    return ModelPtr(std::make_shared<Wrn>(o));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("building wrn: ", e.what_without_backtrace()));
+  }
 }
 
 PENDULUM_REGISTER_MODEL(wrn, MakeWrn);

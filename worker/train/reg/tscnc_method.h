@@ -55,6 +55,9 @@ class TscncMethod : public TrainingMethod {
   void AddEvalScalars(const StepInfo& info, const torch::Tensor& logits, const torch::Tensor& labels,
                       std::map<std::string, double>* values) override;
 
+  // The last evaluation's headline: clean/FGSM/PGD accuracy, sparsity, κ per layer.
+  std::string ResultSummary() const override { return summary_; }
+
   Tscnc* tscnc() { return tscnc_.get(); }
 
  private:
@@ -64,6 +67,7 @@ class TscncMethod : public TrainingMethod {
   std::unique_ptr<Tscnc> tscnc_;
   double input_scale_ = 1.0;  // 1/std of the loader's normalisation (1 for float data)
   double clip_min_ = 0.0, clip_max_ = 1.0;
+  std::string summary_;
 };
 
 }  // namespace pendulum::train::reg

@@ -31,11 +31,15 @@ class CompanderMethod : public TrainingMethod {
                       std::map<std::string, double>* values) override;
   absl::Status OnTrainEnd(const StepInfo& info) override;
 
+  // "WC-like (family tanh, learnable): eval acc ..., max |w| ..., near-zero ..., f' < 0.1 ...".
+  std::string ResultSummary() const override { return summary_; }
+
   WeightCompander* compander() { return compander_.get(); }
 
  private:
   WeightCompanderOptions options_;
   std::unique_ptr<WeightCompander> compander_;
+  std::string summary_;
 };
 
 }  // namespace pendulum::train::reg

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include "absl/strings/str_cat.h"
 #include "worker/train/models/model_registry.h"
 
 namespace pendulum::train {
@@ -44,7 +45,11 @@ absl::StatusOr<ModelPtr> MakeVgg16(const v1::ModelSpec& spec, const ModelInputs&
   if (inputs.example_shape.size() != 3) {
     return absl::InvalidArgumentError("spec.model.arch: vgg16 needs image data [C, H, W]");
   }
-  return ModelPtr(std::make_shared<Vgg16>(inputs.in_channels(), inputs.num_classes));
+  try {
+    return ModelPtr(std::make_shared<Vgg16>(inputs.in_channels(), inputs.num_classes));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("building vgg16: ", e.what_without_backtrace()));
+  }
 }
 
 PENDULUM_REGISTER_MODEL(vgg16, MakeVgg16);

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,18 @@ struct ParamGroups {
   std::vector<torch::Tensor> no_decay;
   std::vector<std::string> decay_names;     // parameter names, parallel to decay
   std::vector<std::string> no_decay_names;  // parallel to no_decay
+};
+
+// Optional interface of an optimizer that reports its own metrics (AdamP and
+// SGDP: methods.md §3.5). The loop calls PrepareMetricStep() before the
+// optimizer step whose metrics it will emit (detailed stats cost a copy of
+// each parameter, so they are collected on those steps only) and
+// AppendMetricScalars() when it emits them. Training thread only.
+class OptimizerMetrics {
+ public:
+  virtual ~OptimizerMetrics() = default;
+  virtual void PrepareMetricStep() = 0;
+  virtual void AppendMetricScalars(std::map<std::string, double>* values) = 0;
 };
 
 using OptimizerFactory = std::function<absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>>(

@@ -4,12 +4,14 @@
 // no_decay (weight decay 0).
 
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include <torch/optim/optimizer.h>
 
 #include "worker/train/core/optimizer_registry.h"
+#include "worker/train/optim/projected_optimizer.h"
 #include "worker/train/optim/projected_optimizer_factory.h"
 
 namespace pendulum::train::optim {
@@ -28,7 +30,16 @@ absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> BuildProjected(const v1
     if (!options.ok()) return options.status();
     groups.emplace_back(params.no_decay, std::move(*options));
   }
-  return MakeProjectedOptimizer(spec, std::move(groups));
+  auto optimizer = MakeProjectedOptimizer(spec, std::move(groups));
+  if (!optimizer.ok()) return optimizer.status();
+  // Parameter names for the §3.5 scalars, one list per group built above.
+  std::vector<std::vector<std::string>> names;
+  if (!params.decay.empty()) names.push_back(params.decay_names);
+  if (!params.no_decay.empty()) names.push_back(params.no_decay_names);
+  if (auto* projected = dynamic_cast<ProjectedOptimizer*>(optimizer->get())) {
+    projected->set_metric_names(spec.type(), std::move(names));
+  }
+  return optimizer;
 }
 
 }  // namespace

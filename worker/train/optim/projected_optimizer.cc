@@ -4,7 +4,15 @@
 
 #include <ATen/ATen.h>
 
+#include "worker/train/optim/projection_scalars.h"
+
 namespace pendulum::train::optim {
+
+void ProjectedOptimizer::AppendMetricScalars(std::map<std::string, double>* values) {
+  AppendProjectionScalars(*this, metric_names_, values, metric_prefix_);
+  ResetProjectionCounters();
+  set_collect_step_stats(false);
+}
 
 at::Tensor ProjectedOptimizer::SnapshotForStats(const at::Tensor& p) const {
   return collect_step_stats_ ? p.detach().clone() : at::Tensor();

@@ -2,9 +2,12 @@
 // Base of AdamP and SGDP: a torch::optim::Optimizer that also keeps the
 // §3.5 projection statistics (ProjectionStatsSource). Subclasses call
 // BeginStepStats() at the top of step(), SnapshotForStats() before changing a
-// parameter and RecordParamStats() after. Single-threaded like any optimizer.
+// parameter and RecordParamStats() after. As OptimizerMetrics it hands the
+// trainer those statistics as scalars ("<type>/fraction_projected",
+// "<type>/<param name>/norm", ...). Single-threaded like any optimizer.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -14,12 +17,26 @@
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/input-archive.h>
 
+#include "worker/train/core/optimizer_registry.h"
 #include "worker/train/optim/projection_stats.h"
 
 namespace pendulum::train::optim {
 
-class ProjectedOptimizer : public torch::optim::Optimizer, public ProjectionStatsSource {
+class ProjectedOptimizer : public torch::optim::Optimizer,
+                           public ProjectionStatsSource,
+                           public OptimizerMetrics {
  public:
+  // Scalar prefix ("adamp", "sgdp") and names[g][i] of tensor i in group g,
+  // used by AppendMetricScalars (unnamed tensors become "g<g>.p<i>").
+  void set_metric_names(std::string prefix, std::vector<std::vector<std::string>> names) {
+    metric_prefix_ = std::move(prefix);
+    metric_names_ = std::move(names);
+  }
+  // OptimizerMetrics: detailed stats for the next step only; the scalars
+  // cover the counters since the previous metric step (then reset).
+  void PrepareMetricStep() override { set_collect_step_stats(true); }
+  void AppendMetricScalars(std::map<std::string, double>* values) override;
+
   const std::vector<ParamStepStats>& last_step_stats() const override { return last_stats_; }
   const ProjectionCounters& projection_counters() const override { return counters_; }
   int64_t stepped_numel() const override { return stepped_numel_; }
@@ -57,6 +74,8 @@ class ProjectedOptimizer : public torch::optim::Optimizer, public ProjectionStat
                         const ProjectionOutcome& outcome);
 
  private:
+  std::string metric_prefix_ = "adamp";
+  std::vector<std::vector<std::string>> metric_names_;
   bool collect_step_stats_ = false;
   std::vector<ParamStepStats> last_stats_;
   ProjectionCounters counters_;

@@ -1,4 +1,5 @@
 #include "worker/train/core/trainer.h"
+#include "worker/train/core/gpu_memory_cap.h"
 
 #include <unistd.h>
 
@@ -111,6 +112,12 @@ class Trainer::Impl {
   std::optional<Failure> Execute() {
     SetThreads();
     SelectDevice();
+    // A fractional-GPU run's share of device memory (set by pendulum-worker).
+    absl::StatusOr<double> share = GpuMemoryFractionFromEnv();
+    if (!share.ok()) return Failure{share.status(), 2};
+    absl::StatusOr<std::string> capped = ApplyGpuMemoryCap(*share, device_.is_cuda() ? device_.index() : -1);
+    if (!capped.ok()) return Failure{capped.status(), 2};
+    if (!capped->empty()) Log("info", *capped);
 
     // Data (exit 3 on any error: missing/corrupt files, bad data fields).
     auto data = LoadData(spec_.data(), spec_.seed());
@@ -234,6 +241,13 @@ class Trainer::Impl {
                                  ctx_.total_steps, at::get_num_threads()));
       }
 
+      // Stage-start checkpoint (stages after the first): the model already has
+      // this stage's shape and the method state holds what EndStage of the
+      // previous stage built, so a requeued run resumes inside this stage.
+      if (stage > 0 && !plan.resuming && pos_.epoch_in_stage == 0 && pos_.batch_in_epoch == 0 &&
+          last_checkpoint_step_ != pos_.step) {
+        PENDULUM_TRY(Checkpoint(), 1);
+      }
       for (; pos_.epoch_in_stage < stage_epochs && !done; ) {
         train_loader.StartEpoch(pos_.epoch, pos_.batch_in_epoch);
         while (true) {
@@ -260,8 +274,14 @@ class Trainer::Impl {
         pos_.batch_in_epoch = 0;
         if (max_steps > 0 && pos_.step >= int64_t(max_steps)) done = true;
         // End-of-epoch checkpoint (the spec's "0 = only at the end of each
-        // epoch"; with a step interval it still bounds the work lost).
-        if (last_checkpoint_step_ != pos_.step) PENDULUM_TRY(Checkpoint(), 1);
+        // epoch"; with a step interval it still bounds the work lost). The
+        // last epoch of a stage that another stage follows is covered by that
+        // stage's start checkpoint below, written after EndStage (memory,
+        // teacher) at the same step; one file per step avoids rewriting a
+        // checkpoint the daemon may be uploading.
+        const bool next_stage_checkpoints =
+            pos_.epoch_in_stage >= stage_epochs && stage + 1 < num_stages && !done;
+        if (last_checkpoint_step_ != pos_.step && !next_stage_checkpoints) PENDULUM_TRY(Checkpoint(), 1);
       }
       if (last_eval_step_ != pos_.step) PENDULUM_TRY(Evaluate(eval_loader, stage, spe), 1);
       PENDULUM_TRY(method_->EndStage(stage, Info(stage, spe)), 1);
@@ -333,6 +353,11 @@ class Trainer::Impl {
       }
       torch::nn::utils::clip_grad_norm_(params, spec_.optimizer().grad_clip_norm());
     }
+    const uint32_t every = spec_.logging().has_metrics_every_steps() ? spec_.logging().metrics_every_steps() : 10;
+    auto* optimizer_metrics = dynamic_cast<OptimizerMetrics*>(optimizer_.get());
+    if (optimizer_metrics != nullptr && every > 0 && (pos_.step + 1) % every == 0) {
+      optimizer_metrics->PrepareMetricStep();
+    }
     optimizer_->step();
     if (auto s = method_->AfterOptimizerStep(info); !s.ok()) return s;
     ++pos_.step;
@@ -347,7 +372,6 @@ class Trainer::Impl {
     }
     for (const auto& [k, v] : out->scalars) window_.method_sums[k] += v;
 
-    const uint32_t every = spec_.logging().has_metrics_every_steps() ? spec_.logging().metrics_every_steps() : 10;
     if (every > 0 && pos_.step % every == 0) return EmitMetrics(info);
     return absl::OkStatus();
   }
@@ -364,6 +388,7 @@ class Trainer::Impl {
     }
     for (const auto& [k, sum] : window_.method_sums) v[k] = sum / double(window_.steps);
     method_->AddStepScalars(info, &v);
+    if (auto* m = dynamic_cast<OptimizerMetrics*>(optimizer_.get())) m->AppendMetricScalars(&v);
     Progress(absl::StrFormat("step %d/%d epoch %.2f loss %.4f acc %.3f lr %.3g %.0f ex/s", info.step,
                              ctx_.total_steps, info.epoch_fraction(), v["loss"],
                              v.count("train_acc") ? v["train_acc"] : 0.0, lr_,

@@ -310,6 +310,12 @@ void AttemptRunner::RunThread() {
   child_options.env_set = {{"CUDA_VISIBLE_DEVICES", gpus},
                            {"PENDULUM_RUN_ID", std::to_string(run_id_)},
                            {"PENDULUM_ATTEMPT", std::to_string(attempt_)}};
+  // A fractional-GPU run shares its GPU: the trainer caps LibTorch's caching
+  // allocator at this share of the device's memory (docs/trainer_protocol.md).
+  if (assignment_.gpu_memory_fraction() > 0.0 && assignment_.gpu_memory_fraction() < 1.0) {
+    child_options.env_set.emplace_back("PENDULUM_GPU_MEMORY_FRACTION",
+                                       absl::StrCat(assignment_.gpu_memory_fraction()));
+  }
   child_options.cwd = options_.dir.string();
   child_options.fd_map = {{write_fd, 3}};
   child_options.stdout_path = (options_.dir / "stderr.log").string();

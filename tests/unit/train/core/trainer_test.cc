@@ -198,12 +198,22 @@ class CountingMethod : public TrainingMethod {
 };
 
 TEST(TrainerTest, RegisteredMethodHooksRunAndReportScalars) {
-  // interaction_basis is registered here only if no real library did.
-  if (MethodRegistry::Global().Find("interaction_basis") != nullptr) GTEST_SKIP() << "real method linked";
-  MethodRegistry::Global().Register("interaction_basis", [](const TrainContext&)
-                                        -> absl::StatusOr<std::unique_ptr<TrainingMethod>> {
+  // Borrow the interaction_basis slot of spec.method for the counting method,
+  // and give it back after: every slot has a real method linked in now. The
+  // registry singleton is not const, so writing through Find's pointer is
+  // well-defined; only this test does it.
+  const MethodFactory counting = [](const TrainContext&) -> absl::StatusOr<std::unique_ptr<TrainingMethod>> {
     return std::unique_ptr<TrainingMethod>(new CountingMethod());
-  });
+  };
+  MethodRegistry::Global().Register("interaction_basis", counting);  // no-op when the real one is linked
+  auto* slot = const_cast<MethodFactory*>(MethodRegistry::Global().Find("interaction_basis"));
+  ASSERT_NE(slot, nullptr);
+  struct Restore {
+    MethodFactory* slot;
+    MethodFactory saved;
+    ~Restore() { *slot = std::move(saved); }
+  } restore{slot, *slot};
+  *slot = counting;
   auto dir = pendulum::testing::MakeTestTempDir();
   v1::RunSpec spec = TinySpec();
   spec.mutable_method()->mutable_interaction_basis();

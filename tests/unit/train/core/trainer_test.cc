@@ -11,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "proto/io/event_stream.h"
+#include "tests/unit/train/read_events.h"
 #include "tests/support/test_paths.h"
 #include "worker/train/core/method_registry.h"
 
@@ -45,15 +46,7 @@ v1::RunSpec TinySpec() {
   return s;
 }
 
-std::vector<v1::TrainerEvent> ReadEvents(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::vector<v1::TrainerEvent> events;
-  size_t consumed = 0;
-  EXPECT_TRUE(io::ParseDelimitedEvents(ss.str(), &events, &consumed).ok());
-  return events;
-}
+using ::pendulum::train::testing::ReadEvents;
 
 TrainResult RunTrainer(const v1::RunSpec& spec, const std::filesystem::path& dir,
                     const std::string& resume = "") {

@@ -126,7 +126,11 @@ int main(int argc, char** argv) {
     grpc::ClientContext c;
     c.AddMetadata("authorization", "Bearer " + token);
     pendulum::v1::SubmitRunResponse r;
-    stub->SubmitRun(&c, request, &r);
+    const grpc::Status s = stub->SubmitRun(&c, request, &r);
+    if (!s.ok()) {  // a broken set-up would otherwise be timed as a fast error path
+      std::cerr << "submit_bench: warm-up SubmitRun failed: " << s.error_message() << "\n";
+      return 1;
+    }
   }
 
   std::vector<std::vector<double>> latencies(clients);
@@ -178,7 +182,11 @@ int main(int argc, char** argv) {
         pendulum::v1::CancelRunRequest cancel;
         cancel.set_run_id(r.id());
         pendulum::v1::Run ignored;
-        stub->CancelRun(&cc, cancel, &ignored);
+        const grpc::Status s = stub->CancelRun(&cc, cancel, &ignored);
+        if (!s.ok()) {  // the same run would be listed again: stop instead of looping forever
+          std::cerr << "submit_bench: cancelling run " << r.id() << " failed: " << s.error_message() << "\n";
+          return 1;
+        }
       }
     }
   }

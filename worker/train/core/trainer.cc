@@ -1,4 +1,5 @@
 #include "worker/train/core/trainer.h"
+#include "worker/train/core/autocast_scope.h"
 #include "worker/train/core/gpu_memory_cap.h"
 
 #include <unistd.h>
@@ -118,6 +119,10 @@ class Trainer::Impl {
     absl::StatusOr<std::string> capped = ApplyGpuMemoryCap(*share, device_.is_cuda() ? device_.index() : -1);
     if (!capped.ok()) return Failure{capped.status(), 2};
     if (!capped->empty()) Log("info", *capped);
+    absl::StatusOr<Precision> precision = ResolvePrecision(o_.precision, device_);
+    if (!precision.ok()) return Failure{precision.status(), 2};
+    precision_ = *precision;
+    Log("info", absl::StrCat("device ", device_.str(), ", precision ", PrecisionName(precision_)));
 
     // Data (exit 3 on any error: missing/corrupt files, bad data fields).
     auto data = LoadData(spec_.data(), spec_.seed());
@@ -334,7 +339,10 @@ class Trainer::Impl {
     batch.y = cpu_batch.y.to(device_);
     batch.indices = cpu_batch.indices;
 
+    // Forward (and the loss) under autocast; backward outside it, as in Python.
+    std::optional<AutocastScope> autocast(std::in_place, precision_);
     auto out = method_->ComputeLoss(batch, info);
+    autocast.reset();
     if (!out.ok()) return out.status();
     const double loss = out->loss.item<double>();
     if (!std::isfinite(loss)) {
@@ -389,10 +397,11 @@ class Trainer::Impl {
     for (const auto& [k, sum] : window_.method_sums) v[k] = sum / double(window_.steps);
     method_->AddStepScalars(info, &v);
     if (auto* m = dynamic_cast<OptimizerMetrics*>(optimizer_.get())) m->AppendMetricScalars(&v);
-    Progress(absl::StrFormat("step %d/%d epoch %.2f loss %.4f acc %.3f lr %.3g %.0f ex/s", info.step,
-                             ctx_.total_steps, info.epoch_fraction(), v["loss"],
+    Progress(absl::StrFormat("step %d/%d epoch %.2f loss %.4f acc %.3f lr %.3g %.0f ex/s %.2f ms/step",
+                             info.step, ctx_.total_steps, info.epoch_fraction(), v["loss"],
                              v.count("train_acc") ? v["train_acc"] : 0.0, lr_,
-                             v.count("examples_per_s") ? v["examples_per_s"] : 0.0));
+                             v.count("examples_per_s") ? v["examples_per_s"] : 0.0,
+                             v.count("step_time_ms") ? v["step_time_ms"] : 0.0));
     window_.Reset();
     return ev_->EmitScalars(info.step, info.epoch_fraction(), v);
   }
@@ -405,7 +414,12 @@ class Trainer::Impl {
     std::vector<at::Tensor> all_logits, all_labels;
     loader.StartEpoch(0, 0);
     while (auto batch = loader.Next()) {
-      at::Tensor logits = method_->EvalLogits(batch->x.to(device_)).to(at::kFloat).cpu();
+      at::Tensor logits;
+      {
+        AutocastScope autocast(precision_);
+        logits = method_->EvalLogits(batch->x.to(device_));
+      }
+      logits = logits.to(at::kFloat).cpu();
       all_logits.push_back(logits);
       all_labels.push_back(batch->y);
     }
@@ -535,6 +549,7 @@ class Trainer::Impl {
   v1::RunSpec spec_;
   EventWriter* ev_;
   torch::Device device_ = torch::kCPU;
+  Precision precision_ = Precision::kFloat32;
   DataBundle data_;
   ModelPtr model_;
   ModelPtr teacher_;

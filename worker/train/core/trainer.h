@@ -31,6 +31,7 @@ struct TrainerOptions {
   std::string teacher_path;  // --teacher / spec.distill.teacher_checkpoint
   int threads = 0;           // torch intra-op threads; 0 = spec.resources.cpus or 2
   bool progress = true;      // human progress lines on stderr
+  std::string precision = "auto";  // --precision: auto (bf16 autocast on CUDA), fp32, bf16
 };
 
 // How a run ended; exit_code follows docs/trainer_protocol.md.

@@ -28,6 +28,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: pendulum-train --spec FILE --out DIR [--events-fd N] [--run-id ID --attempt A]\n"
     "                      [--resume CKPT] [--init CKPT] [--teacher CKPT] [--threads N]\n"
+    "                      [--precision auto|fp32|bf16]\n"
     "  --spec FILE     RunSpec: binary pendulum.v1.RunSpec if it ends in .pb, else YAML/JSON\n"
     "  --out DIR       run directory (created); checkpoints in DIR/checkpoints,\n"
     "                  events in DIR/events.pb unless --events-fd is given\n"
@@ -36,6 +37,7 @@ constexpr char kUsage[] =
     "  --init CKPT     initialise weights from another run's checkpoint\n"
     "  --teacher CKPT  knowledge-distillation teacher checkpoint\n"
     "  --threads N     LibTorch threads (default: spec resources.cpus, else 2)\n"
+    "  --precision P   auto (default: bf16 autocast on CUDA, fp32 on CPU), fp32, or bf16\n"
     "exit status: 0 ok, 1 training failed, 2 bad command line or spec, 3 data error, 143 SIGTERM\n";
 
 int Usage(const std::string& error) {
@@ -84,7 +86,7 @@ int RunTrainerMain(int argc, char** argv) {
   InstallTrainerSignalHandlers();
   std::map<std::string, std::string> flags;
   static const char* kKnown[] = {"spec", "out", "events-fd", "run-id", "attempt",
-                                 "resume", "init", "teacher", "threads"};
+                                 "resume", "init", "teacher", "threads", "precision"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -113,6 +115,11 @@ int RunTrainerMain(int argc, char** argv) {
   }
   if (flags.count("threads") && (!absl::SimpleAtoi(flags["threads"], &threads) || threads < 1 || threads > 256)) {
     return Usage(absl::StrCat("--threads: got '", flags["threads"], "', must be 1..256"));
+  }
+
+  if (flags.count("precision") && flags["precision"] != "auto" && flags["precision"] != "fp32" &&
+      flags["precision"] != "bf16") {
+    return Usage(absl::StrCat("--precision: got '", flags["precision"], "', must be one of: auto, fp32, bf16"));
   }
 
   const std::string out_dir = flags["out"];
@@ -154,6 +161,7 @@ int RunTrainerMain(int argc, char** argv) {
   options.init_path = flags["init"];
   options.teacher_path = flags["teacher"];
   options.threads = threads;
+  if (flags.count("precision")) options.precision = flags["precision"];
   Trainer trainer(std::move(options), events.get());
   TrainResult result = trainer.Run();
   return result.exit_code;

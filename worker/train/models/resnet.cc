@@ -58,7 +58,7 @@ torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   at::Tensor shortcut = x;
   if (option_a_) {
     // PyCIL DownsampleA: AvgPool2d(kernel 1, stride 2) then zero channels.
-    if (stride_ != 1) shortcut = shortcut.slice(2, 0, c10::nullopt, stride_).slice(3, 0, c10::nullopt, stride_);
+    if (stride_ != 1) shortcut = shortcut.slice(2, 0, shortcut.size(2), stride_).slice(3, 0, shortcut.size(3), stride_);
     if (extra_channels_ > 0) shortcut = at::constant_pad_nd(shortcut, {0, 0, 0, 0, 0, extra_channels_});
   } else if (projection_) {
     shortcut = projection_->forward(x);

@@ -10,7 +10,8 @@
 # Phases, each logged to $OUT (at most 8 files):
 #   facts.txt       GPU, OS, compiler, CMake, PyTorch (version, CUDA, ABI)
 #   configure.log   Debian packages unpacked into $PREFIX; CMake against torch's LibTorch (C++20, Release)
-#   build.log       pendulum-train and the CUDA tests, then the trainer's unit tests (phase A); then everything (phase B)
+#   build.log       compiler output of failed edges only: pendulum-train and the CUDA tests,
+#                   then the trainer's unit tests (phase A); then everything (phase B)
 #   ctest_gpu.log   label gpu: CUDA vs CPU quantizers, bf16 autocast, memory cap, W2A2 ViT on the GPU
 #   ctest_train.log every trainer unit test (labels unit and reference), on the same build
 #   bench_deit.log  bench/train/deit_tiny_step.sh: DeiT-Tiny FP vs W2A2 step time, fp32 and bf16
@@ -30,7 +31,17 @@ START=$(date +%s)
 mkdir -p "$OUT"
 SUMMARY=$OUT/summary.txt
 : > "$SUMMARY"
+: > "$OUT/build.log"
 elapsed() { echo $(( $(date +%s) - START )); }
+# build TARGETS...: ninja into the build dir's full log; only the failed edges'
+# output (from each "FAILED:" to the next progress line) goes to $OUT/build.log.
+build() {
+  ninja -C "$BUILD" -j "$JOBS" -k 0 "$@" > "$BUILD/ninja.log" 2>&1
+  local rc=$?
+  awk '/^FAILED:/ { on = 1 } /^\[[0-9]+\/[0-9]+\]/ { on = 0 } on' "$BUILD/ninja.log" | head -c 15000000 >> "$OUT/build.log"
+  echo "[$(elapsed) s] ninja $* -> rc $rc, $(grep -c '^FAILED:' "$BUILD/ninja.log") failed edges" >> "$OUT/build.log"
+  return $rc
+}
 note() { echo "$1: $2 at ${3:-$(elapsed)} s" | tee -a "$SUMMARY"; }
 
 # --- facts ---------------------------------------------------------------
@@ -88,16 +99,20 @@ fi
 note configure "ok, services $SERVICES ($(grep -o 'Pendulum: LibTorch.*' "$OUT/configure.log" | tail -1))"
 
 # --- phase A: the trainer and the CUDA tests first, then the trainer's unit tests
-ninja -C "$BUILD" -j "$JOBS" -k 0 pendulum-train cuda_training_test > "$OUT/build.log" 2>&1
-note build-trainer "$([ $? -eq 0 ] && echo ok || echo "FAILED ($(grep -c 'FAILED:' "$OUT/build.log") targets)")"
+if build pendulum-train cuda_training_test; then
+  note build-trainer ok
+else
+  note build-trainer "FAILED ($(grep -c '^FAILED:' "$BUILD/ninja.log") edges; errors in build.log)"
+  exit 1  # nothing below can run without the trainer
+fi
 cd "$BUILD"
 ctest -L gpu --output-on-failure -j 2 --timeout 600 > "$OUT/ctest_gpu.log" 2>&1
 note ctest-gpu "$(grep -E 'tests passed|No tests were found' "$OUT/ctest_gpu.log" | tail -1)"
 cd "$ROOT"
 bench/train/deit_tiny_step.sh "$BUILD" --batch 64 --steps 60 > "$OUT/bench_deit.log" 2>&1
 note bench-deit "$(tail -1 "$OUT/bench_deit.log")"
-ninja -C "$BUILD" -j "$JOBS" -k 0 worker/train/all tests/unit/train/all >> "$OUT/build.log" 2>&1
-note build-train-tests "$([ $? -eq 0 ] && echo ok || echo "FAILED ($(grep -c 'FAILED:' "$OUT/build.log") targets)")"
+build worker/train/all tests/unit/train/all
+note build-train-tests "$([ $? -eq 0 ] && echo ok || echo "FAILED ($(grep -c '^FAILED:' "$BUILD/ninja.log") edges)")"
 cd "$BUILD"
 ctest -L 'unit|reference' -LE gpu --output-on-failure -j "$JOBS" --timeout 600 > "$OUT/ctest_train.log" 2>&1
 note ctest-train "$(grep -E 'tests passed|No tests were found' "$OUT/ctest_train.log" | tail -1)"
@@ -107,7 +122,7 @@ cd "$ROOT"
 if [ "$SERVICES" = OFF ]; then
   note phase-B "skipped (trainer-only build: the services did not configure here)"
 elif [ "$(elapsed)" -lt "$BUDGET" ]; then
-  ninja -C "$BUILD" -j "$JOBS" -k 0 >> "$OUT/build.log" 2>&1
+  build
   note build-all "$([ $? -eq 0 ] && echo ok || echo FAILED)"
   # A real Prometheus server is not on GPU hosts; its tests run in CI.
   cd "$BUILD"

@@ -18,8 +18,8 @@ PACKAGES=(
   # spec, store, metrics, tests
   libyaml-cpp-dev libyaml-cpp0.7 libsqlite3-dev libsqlite3-0
   prometheus-cpp-dev libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprometheus-cpp-push1.0
-  libcivetweb1 libcivetweb-dev nlohmann-json3-dev zlib1g-dev libssl-dev libssl3
-  libgtest-dev libgmock-dev
+  libcivetweb1 libcivetweb-dev civetweb nlohmann-json3-dev zlib1g-dev libssl-dev libssl3
+  libgtest-dev libgmock-dev libcurl4-openssl-dev libcurl4
   # real data for the tests that train on Fashion-MNIST
   dataset-fashion-mnist
 )

@@ -49,6 +49,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 #include <torch/nn/module.h>
 #include <torch/serialize/archive.h>
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include <ATen/Tensor.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 
 namespace pendulum::train::incremental {
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <c10/util/Exception.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 #include <torch/nn/init.h>
 
 #include "absl/strings/str_cat.h"

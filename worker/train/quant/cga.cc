@@ -1,6 +1,7 @@
 #include "worker/train/quant/cga.h"
 
 #include <c10/util/Exception.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 
 #include "worker/train/quant/ste_ops.h"
 

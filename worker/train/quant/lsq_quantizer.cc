@@ -4,6 +4,7 @@
 #include <string>
 
 #include <c10/util/Exception.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 
 #include "worker/train/quant/ste_ops.h"
 

@@ -1,6 +1,7 @@
 #include "worker/train/quant/ofq_method.h"
 
 #include <c10/util/Exception.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 
 #include "absl/strings/str_cat.h"
 #include "worker/train/models/vit.h"

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <c10/util/Exception.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 
 namespace pendulum::train::quant {
 

@@ -1,6 +1,7 @@
 #include "worker/train/quant/track_oscillation.h"
 
 #include <c10/util/Exception.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 
 namespace pendulum::train::quant {
 

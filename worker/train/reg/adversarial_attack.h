@@ -9,6 +9,7 @@
 #include <functional>
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 #include <torch/nn/module.h>
 
 namespace pendulum::train::reg {

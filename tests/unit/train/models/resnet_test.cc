@@ -4,6 +4,7 @@
 #include <memory>
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 
 #include "gtest/gtest.h"
 #include "worker/train/models/model_factory.h"

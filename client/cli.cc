@@ -17,10 +17,11 @@ Usage: pendulum [--server HOST:PORT] [--token TOKEN] COMMAND [ARGS...]
 Commands:
   submit FILE        submit a run (or a sweep) from a YAML/JSON spec; prints the run id(s)
   runs               list runs (table, or --json)
-  show RUN           one run: state, attempt, worker, reasons, progress, points, spec
+  show RUN           one run: state, attempt, worker, reasons, progress, points, artifacts, spec
   watch RUN          follow a run live until it ends (exit 0 only if it SUCCEEDED)
   cancel RUN         cancel a queued or running run
   checkpoint RUN     ask a running run to write and upload a checkpoint now
+  artifact RUN NAME  fetch a stored artifact of a run (an analysis run's tensors, …) to a file
   metrics RUN        metric points as CSV or JSON
   oscillation RUN    per-layer oscillation statistics and the most oscillating weights
   compare RUN...     final metrics grouped by swept configuration, mean ± std over seeds
@@ -71,7 +72,8 @@ Lists runs, newest first. Users see their own runs; admins see everyone's.
 
 Shows one run: state, owner, attempt, worker, times, queue reason, exit code and
 reason, progress (step, epoch, loss, speed), metric points emitted by the trainer
-vs stored by the server, and the spec as YAML.
+vs stored by the server, the stored artifacts (checkpoints and named files such
+as an analysis run's tensors; fetch with `pendulum artifact`), and the spec as YAML.
 
   --json   the Run object as JSON (proto field names)
 )"},
@@ -140,6 +142,13 @@ Asks the trainer of a running run to checkpoint now; the worker uploads the
 checkpoint to the server, and a requeued run resumes from the newest one.
 FAILED_PRECONDITION if the run is not running.
 )"},
+      {"artifact", R"(Usage: pendulum artifact RUN NAME [--out FILE]
+
+Fetches one stored artifact of a run (the names `pendulum show RUN` lists under
+artifacts, e.g. interaction_basis/layer0.pt of an analysis run) into FILE
+(default: the last part of NAME in the current directory; `--out -` writes to
+stdout). The file is written under FILE.part and renamed when complete.
+)"},
       {"drain", R"(Usage: pendulum drain WORKER
 
 Admin role required. The scheduler places nothing new on WORKER; its running
@@ -170,7 +179,7 @@ const std::map<std::string, Command>& Commands() {
       {"watch", WatchCommand},     {"cancel", CancelCommand},   {"metrics", MetricsCommand},
       {"oscillation", OscillationCommand}, {"compare", CompareCommand}, {"workers", WorkersCommand},
       {"token", TokenCommand},     {"user", UserCommand},       {"drain", DrainCommand},
-      {"checkpoint", CheckpointCommand},
+      {"checkpoint", CheckpointCommand}, {"artifact", ArtifactCommand},
       {"undrain", UndrainCommand},
   };
   return *commands;

@@ -23,6 +23,8 @@ absl::Status WatchCommand(const Args& args, const CliContext& ctx);
 absl::Status CancelCommand(const Args& args, const CliContext& ctx);
 // Asks a running run's trainer to checkpoint now (SIGUSR1 on the worker).
 absl::Status CheckpointCommand(const Args& args, const CliContext& ctx);
+// pendulum artifact RUN NAME [--out FILE]: fetches a stored artifact of a run.
+absl::Status ArtifactCommand(const Args& args, const CliContext& ctx);
 absl::Status MetricsCommand(const Args& args, const CliContext& ctx);
 absl::Status OscillationCommand(const Args& args, const CliContext& ctx);
 absl::Status CompareCommand(const Args& args, const CliContext& ctx);

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -232,7 +233,12 @@ absl::Status ShowCommand(const Args& args, const CliContext& ctx) {
   if (run.points_emitted() > 0 && run.points_stored() < run.points_emitted()) {
     o << " (" << run.points_emitted() - run.points_stored() << " not yet stored)";
   }
-  o << "\nspec:\n";
+  o << "\nartifacts:     " << (run.artifacts().empty() ? "-" : "") << "\n";
+  for (const v1::RunArtifact& a : run.artifacts()) {
+    o << "  " << (a.name().empty() ? absl::StrCat(a.kind(), " (id ", a.id(), ")") : a.name()) << "  " << a.kind()
+      << ", step " << a.step() << ", attempt " << a.attempt() << ", " << a.size() << " bytes\n";
+  }
+  o << "spec:\n";
   std::istringstream yaml(spec::RunSpecToYaml(run.spec()));
   for (std::string line; std::getline(yaml, line);) o << "  " << line << "\n";
   return absl::OkStatus();
@@ -318,6 +324,64 @@ absl::Status CancelCommand(const Args& args, const CliContext& ctx) {
   auto call = ctx.NewCall();
   if (absl::Status s = FromGrpcStatus(ctx.runs->CancelRun(call.get(), request, &run)); !s.ok()) return s;
   *ctx.out << "run " << run.id() << " " << StateName(run.state()) << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status ArtifactCommand(const Args& args, const CliContext& ctx) {
+  ArgParser p;
+  p.AddValueFlag("out");
+  if (absl::Status s = p.Parse(args); !s.ok()) return s;
+  if (p.positional().size() != 2) {
+    return absl::InvalidArgumentError(
+        "artifact: expected RUN and NAME (the name `pendulum show RUN` lists; see pendulum artifact --help)");
+  }
+  int64_t id = 0;
+  if (absl::Status s = ParseRunId(p.positional()[0], &id); !s.ok()) return s;
+  const std::string name = p.positional()[1];
+  std::string out_path = p.Get("out");
+  if (out_path.empty()) {
+    out_path = name.substr(name.find_last_of('/') == std::string::npos ? 0 : name.find_last_of('/') + 1);
+  }
+  v1::FetchArtifactRequest request;
+  request.set_run_id(id);
+  request.set_name(name);
+  auto call = ctx.NewCall(/*stream=*/true);
+  auto reader = ctx.runs->FetchArtifact(call.get(), request);
+  const bool to_stdout = out_path == "-";
+  const std::string tmp = out_path + ".part";
+  std::ofstream file;
+  v1::ArtifactData data;
+  int64_t received = 0, expected = -1;
+  while (reader->Read(&data)) {
+    if (data.has_info()) expected = data.info().size();
+    if (!to_stdout && !file.is_open()) {
+      file.open(tmp, std::ios::binary | std::ios::trunc);
+      if (!file) {
+        call->TryCancel();
+        reader->Finish();
+        return absl::UnavailableError(absl::StrCat("--out: cannot write '", tmp, "'"));
+      }
+    }
+    std::ostream& sink = to_stdout ? *ctx.out : file;
+    sink.write(data.data().data(), static_cast<std::streamsize>(data.data().size()));
+    received += static_cast<int64_t>(data.data().size());
+  }
+  absl::Status status = FromGrpcStatus(reader->Finish());
+  if (file.is_open()) file.close();
+  if (status.ok() && expected >= 0 && received != expected) {
+    status = absl::DataLossError(absl::StrCat("artifact '", name, "': received ", received, " bytes, expected ", expected));
+  }
+  if (!status.ok()) {
+    if (!to_stdout) std::remove(tmp.c_str());
+    return status;
+  }
+  if (!to_stdout) {
+    if (!file.is_open() && received == 0) std::ofstream(tmp, std::ios::binary | std::ios::trunc).close();
+    if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
+      return absl::UnavailableError(absl::StrCat("--out: cannot rename '", tmp, "' to '", out_path, "'"));
+    }
+    *ctx.err << "run " << id << ": " << name << " -> " << out_path << " (" << received << " bytes)\n";
+  }
   return absl::OkStatus();
 }
 

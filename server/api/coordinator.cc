@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 
 namespace pendulum::api {
 namespace {
@@ -144,7 +145,35 @@ absl::StatusOr<Run> Coordinator::GetVisibleRun(const auth::Principal& who, int64
 }
 
 absl::StatusOr<Run> Coordinator::GetRun(const auth::Principal& who, int64_t run_id) {
-  return GetVisibleRun(who, run_id);
+  absl::StatusOr<Run> run = GetVisibleRun(who, run_id);
+  if (!run.ok() || deps_.artifacts == nullptr) return run;
+  absl::StatusOr<std::vector<store::Artifact>> artifacts = deps_.artifacts->ListForRun(run_id);
+  if (!artifacts.ok()) return artifacts.status();
+  for (const store::Artifact& a : *artifacts) {
+    pendulum::v1::RunArtifact* out = run->add_artifacts();
+    out->set_id(a.id);
+    out->set_attempt(a.attempt);
+    out->set_step(a.step);
+    out->set_kind(a.kind);
+    out->set_name(a.name);
+    out->set_size(a.size);
+    out->set_sha256(a.sha256);
+    out->set_created_unix_ms(a.created_unix_ms);
+  }
+  return run;
+}
+
+absl::StatusOr<store::Artifact> Coordinator::FindArtifact(const auth::Principal& who, int64_t run_id,
+                                                          const std::string& name, const std::string& id) {
+  PENDULUM_RETURN_IF_ERROR(GetVisibleRun(who, run_id).status());
+  if (deps_.artifacts == nullptr) return absl::UnavailableError("this server stores no artifacts");
+  if (!name.empty()) return deps_.artifacts->GetByName(run_id, name);
+  if (id.empty()) return absl::InvalidArgumentError("name: give an artifact name or id");
+  absl::StatusOr<store::Artifact> a = deps_.artifacts->Get(id);
+  if (a.ok() && a->run_id != run_id) {
+    return absl::NotFoundError(absl::StrCat("artifact '", id, "' is not an artifact of run ", run_id));
+  }
+  return a;
 }
 
 absl::StatusOr<Run> Coordinator::CancelRun(const auth::Principal& who, int64_t run_id,

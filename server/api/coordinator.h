@@ -100,7 +100,12 @@ class Coordinator : public scheduler::SchedulerBackend {
                                                          const std::vector<pendulum::v1::RunSpec>& specs,
                                                          bool as_sweep);
   // NOT_FOUND for runs that do not exist or belong to someone else (non-admin).
+  // The run with its stored artifacts (Run.artifacts) filled in.
   absl::StatusOr<pendulum::v1::Run> GetRun(const auth::Principal& who, int64_t run_id);
+  // One stored artifact of a run `who` may see: by name, else by id (the
+  // artifact must belong to the run). NOT_FOUND names what the run has.
+  absl::StatusOr<store::Artifact> FindArtifact(const auth::Principal& who, int64_t run_id,
+                                               const std::string& name, const std::string& id);
   absl::StatusOr<pendulum::v1::Run> CancelRun(const auth::Principal& who, int64_t run_id,
                                               const std::string& reason);
   absl::Status RequestCheckpoint(const auth::Principal& who, int64_t run_id);

@@ -46,6 +46,8 @@ class RunServiceImpl final : public pendulum::v1::RunService::CallbackService {
   grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* context,
                                         const pendulum::v1::ListWorkersRequest* request,
                                         pendulum::v1::ListWorkersResponse* response) override;
+  grpc::ServerWriteReactor<pendulum::v1::ArtifactData>* FetchArtifact(
+      grpc::CallbackServerContext* context, const pendulum::v1::FetchArtifactRequest* request) override;
 
  private:
   const auth::Authenticator* authenticator_;

@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "server/api/call_auth.h"
@@ -194,6 +195,7 @@ class UploadReactor final : public grpc::ServerReadReactor<ArtifactChunk> {
             absl::StrCat("header.kind: got '", header_.kind(), "', must be a plain word like 'checkpoint'"));
       }
       if (header_.size() < 0) return absl::InvalidArgumentError("header.size: must be >= 0");
+      PENDULUM_RETURN_IF_ERROR(ValidateArtifactHeader(header_));
       if (header_.sha256().size() != 64) {
         return absl::InvalidArgumentError("header.sha256: must be 64 hex characters");
       }
@@ -248,6 +250,7 @@ class UploadReactor final : public grpc::ServerReadReactor<ArtifactChunk> {
     artifact.attempt = header_.attempt();
     artifact.step = header_.step();
     artifact.kind = header_.kind();
+    artifact.name = header_.name();
     artifact.path = final_path_.string();
     artifact.size = header_.size();
     artifact.sha256 = digest;
@@ -322,6 +325,7 @@ class DownloadReactor final : public grpc::ServerWriteReactor<ArtifactChunk> {
     header->set_run_id(artifact->run_id);
     header->set_attempt(artifact->attempt);
     header->set_kind(artifact->kind);
+    header->set_name(artifact->name);
     header->set_step(artifact->step);
     header->set_size(artifact->size);
     header->set_sha256(artifact->sha256);
@@ -354,6 +358,35 @@ class DownloadReactor final : public grpc::ServerWriteReactor<ArtifactChunk> {
 };
 
 }  // namespace
+
+absl::Status ValidateArtifactHeader(const pendulum::v1::ArtifactHeader& header) {
+  const std::string& name = header.name();
+  if (header.kind() == "checkpoint") {
+    if (!name.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("header.name: got '", name, "', a checkpoint has no name (use another kind)"));
+    }
+    return absl::OkStatus();
+  }
+  if (name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("header.name: an artifact of kind '", header.kind(), "' needs a name"));
+  }
+  bool bad = name.size() > 200 || name.front() == '/' || name.back() == '/';
+  for (char c : name) bad |= static_cast<unsigned char>(c) < 0x20 || c == '\\' || c == 0x7f;
+  for (absl::string_view part : absl::StrSplit(name, '/')) bad |= part.empty() || part == "." || part == "..";
+  if (bad) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "header.name: got '", name, "', must be a relative path of plain segments (no '..', no leading or "
+        "doubled '/', no control characters), at most 200 characters"));
+  }
+  if (header.size() > kMaxNamedArtifactBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("header.size: artifact '", name, "' has ", header.size(),
+                                                   " bytes, more than the cap of ", kMaxNamedArtifactBytes,
+                                                   " bytes for named artifacts"));
+  }
+  return absl::OkStatus();
+}
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContext* context,
                                                       const pendulum::v1::RegisterRequest* request,

@@ -16,6 +16,14 @@
 namespace pendulum::api {
 
 inline constexpr size_t kMaxArtifactChunkBytes = 1 << 20;
+// Named (non-checkpoint) artifacts, e.g. an analysis run's tensors, are capped
+// per file: the artifact directory is not a data lake.
+inline constexpr int64_t kMaxNamedArtifactBytes = int64_t{256} << 20;
+
+// Checks an upload header's kind/name/size pair: a checkpoint has no name; any
+// other kind needs a relative name of plain path segments (no "..", no leading
+// "/", at most 200 characters) and at most kMaxNamedArtifactBytes.
+absl::Status ValidateArtifactHeader(const pendulum::v1::ArtifactHeader& header);
 
 class WorkerServiceImpl final : public pendulum::v1::WorkerService::CallbackService {
  public:

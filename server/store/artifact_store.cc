@@ -10,7 +10,7 @@ namespace pendulum::store {
 
 namespace {
 
-constexpr char kColumns[] = "id, run_id, attempt, step, kind, path, size, sha256, created_ms";
+constexpr char kColumns[] = "id, run_id, attempt, step, kind, path, size, sha256, created_ms, name";
 
 Artifact RowToArtifact(const Statement& s) {
   Artifact a;
@@ -23,6 +23,7 @@ Artifact RowToArtifact(const Statement& s) {
   a.size = s.ColumnInt(6);
   a.sha256 = s.ColumnText(7);
   a.created_unix_ms = s.ColumnInt(8);
+  a.name = s.ColumnText(9);
   return a;
 }
 
@@ -54,8 +55,8 @@ absl::StatusOr<Artifact> ArtifactStore::Add(const Artifact& artifact) {
   PENDULUM_RETURN_IF_ERROR(txn.status());
   PENDULUM_ASSIGN_OR_RETURN(
       Statement * s,
-      conn->Prepare("INSERT INTO artifacts(run_id, attempt, step, kind, path, size, sha256, created_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+      conn->Prepare("INSERT INTO artifacts(run_id, attempt, step, kind, path, size, sha256, created_ms, name) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   s->Bind(1, artifact.run_id)
       .Bind(2, static_cast<int64_t>(artifact.attempt))
       .Bind(3, artifact.step)
@@ -63,7 +64,8 @@ absl::StatusOr<Artifact> ArtifactStore::Add(const Artifact& artifact) {
       .Bind(5, artifact.path)
       .Bind(6, artifact.size)
       .Bind(7, artifact.sha256)
-      .Bind(8, stored.created_unix_ms);
+      .Bind(8, stored.created_unix_ms)
+      .Bind(9, artifact.name);
   absl::Status st = s->Run();
   if (absl::IsFailedPrecondition(st)) {
     return absl::NotFoundError(absl::StrCat("run ", artifact.run_id, " not found"));
@@ -104,6 +106,21 @@ absl::StatusOr<std::vector<Artifact>> ArtifactStore::ListForRun(int64_t run_id) 
       conn->Prepare(absl::StrCat("SELECT ", kColumns, " FROM artifacts WHERE run_id = ? ORDER BY id")));
   s->Bind(1, run_id);
   return Collect(s);
+}
+
+absl::StatusOr<Artifact> ArtifactStore::GetByName(int64_t run_id, const std::string& name) {
+  PENDULUM_ASSIGN_OR_RETURN(std::vector<Artifact> all, ListForRun(run_id));
+  std::string names;
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (!name.empty() && it->name == name) return std::move(*it);
+  }
+  for (const Artifact& a : all) {
+    if (!a.name.empty() && names.find(absl::StrCat("'", a.name, "'")) == std::string::npos) {
+      absl::StrAppend(&names, names.empty() ? "" : ", ", "'", a.name, "'");
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("run ", run_id, " has no artifact named '", name, "'; it has ",
+                                          names.empty() ? "no named artifacts" : names));
 }
 
 absl::StatusOr<std::optional<Artifact>> ArtifactStore::LatestCheckpoint(int64_t run_id) {

@@ -23,7 +23,8 @@ struct Artifact {
   int64_t run_id = 0;
   uint32_t attempt = 0;
   int64_t step = 0;
-  std::string kind;        // "checkpoint", …
+  std::string kind;        // "checkpoint", "analysis", …
+  std::string name;        // named artifacts (ArtifactSaved.name); "" for checkpoints
   std::string path;        // file path (absolute or relative to the artifact dir)
   int64_t size = 0;        // bytes
   std::string sha256;      // hex
@@ -43,6 +44,9 @@ class ArtifactStore {
   absl::StatusOr<Artifact> Get(const std::string& id);
   // Artifacts of a run, oldest first.
   absl::StatusOr<std::vector<Artifact>> ListForRun(int64_t run_id);
+  // The newest artifact of the run called `name` (a re-upload replaces an
+  // older one); NOT_FOUND naming the run's artifact names if there is none.
+  absl::StatusOr<Artifact> GetByName(int64_t run_id, const std::string& name);
   // The checkpoint with the highest step (any attempt); nullopt if none.
   absl::StatusOr<std::optional<Artifact>> LatestCheckpoint(int64_t run_id);
 

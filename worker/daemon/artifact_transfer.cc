@@ -56,17 +56,16 @@ absl::StatusOr<std::string> Sha256OfFile(const std::string& path) {
   return sha.HexDigest();
 }
 
-absl::StatusOr<v1::ArtifactInfo> ArtifactTransfer::UploadCheckpoint(const std::string& path,
-                                                                     int64_t run_id,
-                                                                     uint32_t attempt,
-                                                                     int64_t step) {
+absl::StatusOr<v1::ArtifactInfo> ArtifactTransfer::Upload(const std::string& path, int64_t run_id,
+                                                           uint32_t attempt, int64_t step,
+                                                           const std::string& kind, const std::string& name) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
-  if (ec) return absl::NotFoundError(absl::StrCat("checkpoint ", path, ": ", ec.message()));
+  if (ec) return absl::NotFoundError(absl::StrCat(kind, " ", path, ": ", ec.message()));
   auto sha = Sha256OfFile(path);
   if (!sha.ok()) return sha.status();
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open checkpoint ", path));
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", kind, " ", path));
 
   auto ctx = MakeAuthedContext(token_);
   v1::ArtifactInfo info;
@@ -75,7 +74,8 @@ absl::StatusOr<v1::ArtifactInfo> ArtifactTransfer::UploadCheckpoint(const std::s
   auto* header = chunk.mutable_header();
   header->set_run_id(run_id);
   header->set_attempt(attempt);
-  header->set_kind("checkpoint");
+  header->set_kind(kind);
+  header->set_name(name);
   header->set_step(step);
   header->set_size(static_cast<int64_t>(size));
   header->set_sha256(*sha);
@@ -94,7 +94,7 @@ absl::StatusOr<v1::ArtifactInfo> ArtifactTransfer::UploadCheckpoint(const std::s
   }
   writer->WritesDone();
   const grpc::Status status = writer->Finish();
-  if (!status.ok()) return FromGrpc(status, absl::StrCat("uploading checkpoint ", path));
+  if (!status.ok()) return FromGrpc(status, absl::StrCat("uploading ", kind, " ", path));
   if (!write_ok) return absl::UnavailableError(absl::StrCat("upload stream of ", path, " broke"));
   return info;
 }

@@ -27,7 +27,14 @@ class ArtifactTransfer {
 
   // Uploads `path` as a checkpoint of (run, attempt) at `step`.
   absl::StatusOr<v1::ArtifactInfo> UploadCheckpoint(const std::string& path, int64_t run_id,
-                                                    uint32_t attempt, int64_t step);
+                                                    uint32_t attempt, int64_t step) {
+    return Upload(path, run_id, attempt, step, "checkpoint", "");
+  }
+  // Uploads `path` as an artifact of `kind` ("checkpoint": no name; any other
+  // kind: a named artifact, ArtifactSaved.name). The server refuses bad names
+  // and files over its cap with INVALID_ARGUMENT.
+  absl::StatusOr<v1::ArtifactInfo> Upload(const std::string& path, int64_t run_id, uint32_t attempt,
+                                          int64_t step, const std::string& kind, const std::string& name);
   // Downloads artifact `id` to `dest` (written to a temp name, then renamed);
   // DATA_LOSS if the size or sha256 from the header does not match.
   absl::Status Download(const std::string& id, const std::string& dest);

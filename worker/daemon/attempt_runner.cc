@@ -426,7 +426,13 @@ absl::Status AttemptRunner::PumpEvents(int fd) {
       absl::MutexLock lock(&mu_);
       for (const auto& event : events) {
         if (event.has_checkpoint()) {
-          uploads_.push_back(event.checkpoint());
+          v1::ArtifactSaved upload;
+          upload.set_kind("checkpoint");
+          upload.set_step(event.checkpoint().step());
+          upload.set_path(event.checkpoint().path());
+          uploads_.push_back(std::move(upload));
+        } else if (event.has_artifact()) {
+          uploads_.push_back(event.artifact());
         } else if (event.has_finished()) {
           finished_event_ = event.finished();
         }
@@ -438,7 +444,7 @@ absl::Status AttemptRunner::PumpEvents(int fd) {
 
 void AttemptRunner::UploadThread() {
   while (true) {
-    v1::CheckpointSaved checkpoint;
+    v1::ArtifactSaved checkpoint;  // a checkpoint or a named artifact
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -455,11 +461,12 @@ void AttemptRunner::UploadThread() {
     Backoff backoff(BackoffOptions{absl::Milliseconds(200), absl::Seconds(5), 2.0});
     absl::Status status;
     for (int i = 0; i < options_.upload_attempts && !abandoned_; ++i) {
-      auto info = artifacts_->UploadCheckpoint(path.string(), run_id_, attempt_, checkpoint.step());
+      auto info = artifacts_->Upload(path.string(), run_id_, attempt_, checkpoint.step(),
+                                     checkpoint.kind(), checkpoint.name());
       status = info.status();
       if (status.ok()) {
-        PENDULUM_LOG(INFO) << "run " << run_id_ << "." << attempt_ << ": uploaded checkpoint step "
-                           << checkpoint.step() << " as artifact " << info->id();
+        PENDULUM_LOG(INFO) << "run " << run_id_ << "." << attempt_ << ": uploaded " << checkpoint.kind() << " "
+                           << checkpoint.name() << " step " << checkpoint.step() << " as artifact " << info->id();
         break;
       }
       if (status.code() == absl::StatusCode::kNotFound ||
@@ -470,8 +477,12 @@ void AttemptRunner::UploadThread() {
       absl::SleepFor(backoff.Next());
     }
     if (!status.ok()) {
-      PENDULUM_LOG(ERROR) << "run " << run_id_ << "." << attempt_ << ": checkpoint " << path.string()
-                          << " not uploaded: " << status.message();
+      PENDULUM_LOG(ERROR) << "run " << run_id_ << "." << attempt_ << ": " << checkpoint.kind() << " "
+                          << path.string() << " not uploaded: " << status.message();
+      absl::MutexLock lock(&mu_);
+      upload_errors_.push_back(absl::StrCat(checkpoint.kind(), " ",
+                                            checkpoint.name().empty() ? path.string() : checkpoint.name(),
+                                            " not uploaded: ", status.message()));
     }
   }
 }
@@ -483,6 +494,12 @@ void AttemptRunner::Finish(v1::RunStatus status) {
   }
   // Every checkpoint is on the server before the final status is reported.
   if (uploader_.joinable()) uploader_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& e : upload_errors_) {
+      status.set_message(status.message().empty() ? e : absl::StrCat(status.message(), "; ", e));
+    }
+  }
   status.set_last_seq(spool_ ? spool_->last_seq() : 0);
   absl::Status persisted = WriteFileAtomically(options_.dir / "status.pb", status.SerializeAsString(), /*durable=*/true);
   if (!persisted.ok()) {

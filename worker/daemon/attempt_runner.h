@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -130,7 +131,12 @@ class AttemptRunner {
   std::string cancel_reason_ ABSL_GUARDED_BY(mu_);
   absl::Duration cancel_grace_ ABSL_GUARDED_BY(mu_) = absl::Seconds(10);
   std::optional<v1::Finished> finished_event_ ABSL_GUARDED_BY(mu_);
-  std::deque<v1::CheckpointSaved> uploads_ ABSL_GUARDED_BY(mu_);
+  // Files to upload: checkpoints (kind "checkpoint", no name) and named
+  // artifacts (ArtifactSaved events), in event order.
+  std::deque<v1::ArtifactSaved> uploads_ ABSL_GUARDED_BY(mu_);
+  // Uploads that failed for good ("kind path: reason"), appended to the final
+  // status message so the user sees them in `pendulum show`, not only here.
+  std::vector<std::string> upload_errors_ ABSL_GUARDED_BY(mu_);
   bool uploads_closed_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<v1::RunStatus> final_status_ ABSL_GUARDED_BY(mu_);
 };

@@ -2,7 +2,10 @@
 // used by the daemon's unit tests. It reads the same command line
 // (docs/trainer_protocol.md) and behaves as FAKE_TRAINER_MODE says:
 //   ok           emit Started, FAKE_TRAINER_STEPS Scalars (2 values each), Finished{ok}; exit 0
-//                (FAKE_TRAINER_STEP_US: sleep this long after each step; SIGTERM stops early)
+//                (FAKE_TRAINER_STEP_US: sleep this long after each step; SIGTERM stops early;
+//                FAKE_TRAINER_ARTIFACT=NAME: before Finished, write OUT/NAME holding
+//                FAKE_TRAINER_ARTIFACT_BYTES bytes (default 3000) of byte i = i*31+7
+//                and emit ArtifactSaved{kind "analysis", name NAME})
 //   exit3        print a data error on stderr, emit Finished{ok=false}; exit 3
 //   abort        emit a few events, then abort() (SIGABRT)
 //   hang         emit Started, then sleep; on SIGTERM emit Finished{terminated}, exit 143
@@ -14,6 +17,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -81,6 +86,22 @@ int main(int argc, char** argv) {
     if (mode == "abort") {
       std::cerr << "fake_trainer: deliberate abort\n";
       std::abort();
+    }
+    if (const char* name = std::getenv("FAKE_TRAINER_ARTIFACT")) {
+      const char* size_env = std::getenv("FAKE_TRAINER_ARTIFACT_BYTES");
+      const long size = size_env ? std::atol(size_env) : 3000;
+      const std::filesystem::path path = std::filesystem::path(out) / name;
+      std::filesystem::create_directories(path.parent_path());
+      std::ofstream file(path, std::ios::binary);
+      for (long i = 0; i < size; ++i) file.put(static_cast<char>(i * 31 + 7));
+      file.close();
+      pendulum::v1::TrainerEvent e;
+      e.mutable_artifact()->set_step(steps);
+      e.mutable_artifact()->set_name(name);
+      e.mutable_artifact()->set_path(name);  // relative to the out dir
+      e.mutable_artifact()->set_bytes(size);
+      e.mutable_artifact()->set_kind("analysis");
+      Emit(e);
     }
     pendulum::v1::TrainerEvent fin;
     fin.mutable_finished()->set_ok(true);

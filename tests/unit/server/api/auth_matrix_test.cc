@@ -72,6 +72,16 @@ std::vector<Rpc> AllRpcs() {
                       run, &RunService::Stub::RequestCheckpoint, rc)});
   rpcs.push_back({"RunService.ListWorkers", "run",
                   UnaryCall<ListWorkersRequest, ListWorkersResponse>(run, &RunService::Stub::ListWorkers)});
+  rpcs.push_back({"FetchArtifact", "run", [](ApiTestEnv& env, grpc::ClientContext* c) {
+                    FetchArtifactRequest r;
+                    r.set_run_id(1);
+                    r.set_name("none.pt");  // allowed callers get NOT_FOUND: run 1 has no artifacts
+                    auto reader = env.runs_->FetchArtifact(c, r);
+                    ArtifactData d;
+                    while (reader->Read(&d)) {
+                    }
+                    return reader->Finish();
+                  }});
 
   CreateUserRequest cu;
   cu.set_name("carol");

@@ -6,6 +6,7 @@
 
 #include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
+#include "server/api/worker_service_impl.h"
 #include "tests/unit/server/api/fake_worker.h"
 
 namespace pendulum::testing {
@@ -25,7 +26,9 @@ class WorkerServiceTest : public ::testing::Test {
   }
 
   grpc::Status Upload(int64_t run, uint32_t attempt, int64_t step, const std::string& bytes,
-                      v1::ArtifactInfo* info, const std::string& sha_override = "") {
+                      v1::ArtifactInfo* info, const std::string& sha_override = "",
+                      const std::string& kind = "checkpoint", const std::string& name = "",
+                      int64_t size_override = -1) {
     auto context = ApiTestEnv::Context(env_.worker_token_);
     auto writer = env_.workers_->UploadArtifact(context.get(), info);
     unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -34,9 +37,10 @@ class WorkerServiceTest : public ::testing::Test {
     auto* h = first.mutable_header();
     h->set_run_id(run);
     h->set_attempt(attempt);
-    h->set_kind("checkpoint");
+    h->set_kind(kind);
+    h->set_name(name);
     h->set_step(step);
-    h->set_size(bytes.size());
+    h->set_size(size_override >= 0 ? size_override : static_cast<int64_t>(bytes.size()));
     h->set_sha256(sha_override.empty()
                       ? absl::BytesToHexString(std::string(reinterpret_cast<char*>(digest), sizeof(digest)))
                       : sha_override);
@@ -238,6 +242,70 @@ TEST_F(WorkerServiceTest, UploadWithWrongSha256IsRejected) {
   EXPECT_NE(s.error_message().find("sha256"), std::string::npos) << s.error_message();
   s = Upload(999, 1, 3, "x", &info);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// An analysis run's files: uploaded by the worker as named artifacts, listed by
+// GetRun (not a resume point), fetched back by name through RunService by the
+// owner only; names and sizes are checked with errors that say what is wrong.
+TEST_F(WorkerServiceTest, NamedArtifactsAreListedAndFetchedByTheOwner) {
+  int64_t run = env_.Submit(env_.alice_token_);
+  std::string bytes(3 * (1 << 20) / 2 + 17, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + 3);
+  v1::ArtifactInfo info;
+  grpc::Status s = Upload(run, 1, 5, bytes, &info, "", "analysis", "interaction_basis/layer0.pt");
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(Upload(run, 1, 5, "{}", &info, "", "analysis", "interaction_basis/summary.json").ok());
+
+  v1::Run got = env_.Get(env_.alice_token_, run);
+  ASSERT_EQ(got.artifacts_size(), 2);
+  EXPECT_EQ(got.artifacts(0).name(), "interaction_basis/layer0.pt");
+  EXPECT_EQ(got.artifacts(0).kind(), "analysis");
+  EXPECT_EQ(got.artifacts(0).size(), static_cast<int64_t>(bytes.size()));
+  EXPECT_EQ(got.artifacts(0).step(), 5);
+  EXPECT_EQ(got.artifacts(1).name(), "interaction_basis/summary.json");
+
+  auto fetch = [&](const std::string& token, const std::string& name, std::string* out,
+                   v1::RunArtifact* record) {
+    v1::FetchArtifactRequest r;
+    r.set_run_id(run);
+    r.set_name(name);
+    auto context = ApiTestEnv::Context(token);
+    auto reader = env_.runs_->FetchArtifact(context.get(), r);
+    v1::ArtifactData d;
+    while (reader->Read(&d)) {
+      if (d.has_info()) *record = d.info();
+      EXPECT_LE(d.data().size(), 1u << 20);
+      *out += d.data();
+    }
+    return reader->Finish();
+  };
+  std::string received;
+  v1::RunArtifact record;
+  s = fetch(env_.alice_token_, "interaction_basis/layer0.pt", &received, &record);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(received == bytes);
+  EXPECT_EQ(record.sha256(), got.artifacts(0).sha256());
+  EXPECT_EQ(record.size(), static_cast<int64_t>(bytes.size()));
+  received.clear();
+  s = fetch(env_.alice_token_, "nope.pt", &received, &record);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("interaction_basis/summary.json"), std::string::npos) << s.error_message();
+  s = fetch(env_.bob_token_, "interaction_basis/layer0.pt", &received, &record);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << "someone else's run is invisible";
+  EXPECT_TRUE(received.empty());
+
+  // Bad names and the size cap are INVALID_ARGUMENT naming the field.
+  s = Upload(run, 1, 5, "x", &info, "", "analysis", "../etc/passwd");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("header.name"), std::string::npos) << s.error_message();
+  s = Upload(run, 1, 5, "x", &info, "", "analysis", "");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  s = Upload(run, 1, 5, "x", &info, "", "checkpoint", "named.pt");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  s = Upload(run, 1, 5, "x", &info, "", "analysis", "huge.pt", api::kMaxNamedArtifactBytes + 1);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("cap"), std::string::npos) << s.error_message();
+  EXPECT_EQ(env_.Get(env_.alice_token_, run).artifacts_size(), 2);
 }
 
 TEST_F(WorkerServiceTest, ServerRestartKillsNothingTheWorkerStillRuns) {

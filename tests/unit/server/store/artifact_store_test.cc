@@ -57,5 +57,34 @@ TEST_F(ArtifactStoreTest, NewestCheckpointBecomesTheResumePoint) {
   EXPECT_EQ(artifacts.Add(bad).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(ArtifactStoreTest, NamedArtifactsAreFoundByNameAndNeverBecomeTheResumePoint) {
+  auto run = MakeRun();
+  ArtifactStore artifacts(db_.get(), &clock_);
+  RunStore runs(db_.get(), &clock_);
+  Artifact basis = Checkpoint(run.id(), 1, 7);
+  basis.kind = "analysis";
+  basis.name = "interaction_basis/layer0.pt";
+  ASSERT_OK_AND_ASSIGN(Artifact first, artifacts.Add(basis));
+  basis.size = 4242;  // the same name uploaded again (retry, next attempt): the newest wins
+  ASSERT_OK_AND_ASSIGN(Artifact second, artifacts.Add(basis));
+  ASSERT_OK_AND_ASSIGN(Artifact ckpt, artifacts.Add(Checkpoint(run.id(), 1, 5)));
+  EXPECT_EQ(ckpt.name, "");
+  ASSERT_OK_AND_ASSIGN(Artifact got, artifacts.GetByName(run.id(), "interaction_basis/layer0.pt"));
+  EXPECT_EQ(got.id, second.id);
+  EXPECT_EQ(got.kind, "analysis");
+  EXPECT_EQ(got.size, 4242);
+  ASSERT_OK_AND_ASSIGN(Artifact by_id, artifacts.Get(first.id));
+  EXPECT_EQ(by_id.name, "interaction_basis/layer0.pt");
+  ASSERT_OK_AND_ASSIGN(auto list, artifacts.ListForRun(run.id()));
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[2].name, "");
+  ASSERT_OK_AND_ASSIGN(ResumePoint rp, runs.GetResumePoint(run.id()));
+  EXPECT_EQ(rp.artifact_id, ckpt.id) << "only checkpoints are resume points";
+  absl::Status missing = artifacts.GetByName(run.id(), "nope.pt").status();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.message().find("'interaction_basis/layer0.pt'"), std::string::npos) << missing;
+  EXPECT_EQ(artifacts.GetByName(run.id(), "").status().code(), absl::StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace pendulum::store

@@ -103,11 +103,19 @@ if [ ${#WC[@]} -gt 0 ]; then
 fi
 if [ ${#TS[@]} -gt 0 ]; then
   echo "== §7.5 TSCNC (code is the spec; paper's equations and tables: GAP) =="
-  "$CLI" compare "${TS[@]}" --metric eval_acc,tscnc/eval_fgsm_acc,tscnc/eval_pgd_acc,tscnc/sparsity,tscnc/kappa/fc0,tscnc/kappa/fc1,tscnc/kappa/head,tscnc/lipschitz_bound
+  # kappa_kept: sigma_max/sigma_min over the kept (non-zero) rows and columns;
+  # the whole-matrix kappa of a pruned layer is inf (1e300) by construction.
+  "$CLI" compare "${TS[@]}" --metric eval_acc,tscnc/eval_fgsm_acc,tscnc/eval_pgd_acc,tscnc/sparsity,tscnc/kappa_kept/fc0,tscnc/kappa_kept/fc1,tscnc/kappa_kept/head,tscnc/lipschitz_bound
 fi
 if [ ${#IB[@]} -gt 0 ]; then
   echo "== §7.6 Interaction Basis (equations reconstructed from rib code: GAP) =="
   "$CLI" compare "${IB[@]}" --json > "$HOME_DIR/ib_compare.json"
   "$CLI" compare "${IB[@]}"
+  # The analysis runs' basis tensors and clusters are stored on the server.
+  for id in "${IB[@]}"; do
+    "$CLI" show "$id" | sed -n '/^artifacts:/,/^spec:/p' | grep -v '^spec:'
+  done
+  mkdir -p "$HOME_DIR/ib_artifacts"
+  "$CLI" artifact "${IB[0]}" interaction_basis/summary.json --out "$HOME_DIR/ib_artifacts/block_mlp_summary.json"
 fi
 echo "runs: WC ${WC[*]:-} TSCNC ${TS[*]:-} IB ${IB[*]:-}; home $HOME_DIR"

@@ -50,12 +50,26 @@ at::Tensor CnLoss(const at::Tensor& w, CnForm form) {
 
 SpectrumStats MatrixSpectrum(const at::Tensor& w) {
   torch::NoGradGuard no_grad;
-  at::Tensor s = at::linalg_svdvals(AsMatrix(w.detach()).to(at::kDouble));
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  const at::Tensor m = AsMatrix(w.detach()).to(at::kDouble).cpu();
+  at::Tensor s = at::linalg_svdvals(m);
   SpectrumStats out;
   out.sigma_max = s.max().item<double>();
   out.sigma_min = s.min().item<double>();
-  out.kappa = out.sigma_min > 0 ? out.sigma_max / out.sigma_min
-                                : std::numeric_limits<double>::infinity();
+  out.kappa = out.sigma_min > 0 ? out.sigma_max / out.sigma_min : kInf;
+  const at::Tensor nonzero = m != 0;
+  const at::Tensor rows = nonzero.any(1).nonzero().squeeze(1);
+  const at::Tensor cols = nonzero.any(0).nonzero().squeeze(1);
+  out.kept_rows = rows.numel();
+  out.kept_cols = cols.numel();
+  if (out.kept_rows == 0 || out.kept_cols == 0) {
+    out.sigma_min_kept = 0;
+    out.kappa_kept = kInf;
+    return out;
+  }
+  const at::Tensor kept = m.index_select(0, rows).index_select(1, cols);
+  out.sigma_min_kept = at::linalg_svdvals(kept).min().item<double>();
+  out.kappa_kept = out.sigma_min_kept > 0 ? out.sigma_max / out.sigma_min_kept : kInf;
   return out;
 }
 

@@ -255,6 +255,12 @@ void TscncMethod::AddEvalScalars(const StepInfo&, const torch::Tensor& logits, c
     (*values)["tscnc/sigma_max/" + l.layer] = l.spectrum.sigma_max;
     (*values)["tscnc/sigma_min/" + l.layer] = l.spectrum.sigma_min;
     (*values)["tscnc/kappa/" + l.layer] = std::min(l.spectrum.kappa, 1e300);
+    // κ of the kept weights (all-zero rows/columns dropped, condition_number.h):
+    // the whole-matrix κ of a pruned layer is ∞ by construction.
+    (*values)["tscnc/sigma_min_kept/" + l.layer] = l.spectrum.sigma_min_kept;
+    (*values)["tscnc/kappa_kept/" + l.layer] = std::min(l.spectrum.kappa_kept, 1e300);
+    (*values)["tscnc/kept_rows/" + l.layer] = static_cast<double>(l.spectrum.kept_rows);
+    (*values)["tscnc/kept_cols/" + l.layer] = static_cast<double>(l.spectrum.kept_cols);
     (*values)["tscnc/sparsity/" + l.layer] = l.sparsity;
     if (l.cn) (*values)["tscnc/logdet/" + l.layer] = l.logdet;
     if (l.gated) (*values)["tscnc/max_x_over_a/" + l.layer] = l.max_x_over_a;
@@ -300,10 +306,12 @@ void TscncMethod::AddEvalScalars(const StepInfo&, const torch::Tensor& logits, c
                            ? (logits.argmax(1) == labels).to(at::kDouble).mean().item<double>()
                            : 0.0;
   summary_ = absl::StrFormat("tscnc: clean acc %.4f, FGSM %.4f, PGD-%d %.4f (eps %.4g, %d examples); "
-                             "sparsity %.4f; kappa",
+                             "sparsity %.4f; kappa (kept rows/cols)",
                              clean, fgsm_ok / count, o_.eval_pgd_steps, pgd_ok / count,
                              o_.train_attack.epsilon, static_cast<int>(count), m.sparsity);
-  for (const TscncLayerMetrics& l : m.layers) absl::StrAppendFormat(&summary_, " %s %.4g", l.layer, l.spectrum.kappa);
+  for (const TscncLayerMetrics& l : m.layers) {
+    absl::StrAppendFormat(&summary_, " %s %.4g", l.layer, l.spectrum.kappa_kept);
+  }
   absl::StrAppendFormat(&summary_, "; Lipschitz bound %.4g", m.lipschitz_bound);
 }
 

@@ -80,6 +80,49 @@ TEST(ConditionNumberTest, SlogdetAgreesWithSvdLogdet) {
   EXPECT_NEAR(CnLoss(w, CnForm::kSlogdet).item<double>(), std::pow(std::log(1e-5 + std::exp(ld)), 2), 1e-9);
 }
 
+TEST(ConditionNumberTest, KeptKappaDropsZeroRowsAndColumnsOfAPrunedMatrix) {
+  torch::manual_seed(12);
+  // out × in = 6 × 10 (and a conv 6 × 2 × 1 × 5 of the same matrix): rows 1 and 4
+  // pruned (a closed gate / HYDRA), columns 0, 3 and 7 pruned.
+  at::Tensor w = at::randn({6, 10}, at::kDouble);
+  for (int64_t r : {1, 4}) w[r].zero_();
+  for (int64_t c : {0, 3, 7}) w.select(1, c).zero_();
+  for (const at::Tensor& layer : {w, w.view({6, 2, 1, 5}), w.to(at::kFloat)}) {
+    const SpectrumStats st = MatrixSpectrum(layer);
+    EXPECT_EQ(st.sigma_min, 0.0);
+    EXPECT_TRUE(std::isinf(st.kappa));
+    EXPECT_EQ(st.kept_rows, 4);
+    EXPECT_EQ(st.kept_cols, 7);
+    at::Tensor sub = w.index_select(0, at::tensor({0, 2, 3, 5}, at::kLong))
+                         .index_select(1, at::tensor({1, 2, 4, 5, 6, 8, 9}, at::kLong));
+    at::Tensor s = at::linalg_svdvals(sub);
+    const double tol = layer.scalar_type() == at::kFloat ? 1e-5 : 1e-12;
+    EXPECT_NEAR(st.sigma_max, s.max().item<double>(), tol * st.sigma_max);
+    EXPECT_NEAR(st.sigma_min_kept, s.min().item<double>(), tol * st.sigma_max);
+    EXPECT_NEAR(st.kappa_kept, (s.max() / s.min()).item<double>(), 1e3 * tol * st.kappa_kept);
+  }
+  // Dense matrix: the kept values equal the whole-matrix ones.
+  at::Tensor dense = at::randn({5, 8}, at::kDouble);
+  SpectrumStats d = MatrixSpectrum(dense);
+  EXPECT_EQ(d.kept_rows, 5);
+  EXPECT_EQ(d.kept_cols, 8);
+  EXPECT_DOUBLE_EQ(d.kappa_kept, d.kappa);
+  // Kept weights that are themselves rank deficient (two equal rows) stay ∞:
+  // only structural zeros are dropped.
+  at::Tensor dup = at::randn({4, 6}, at::kDouble);
+  dup[2].copy_(dup[0]);
+  dup[3].zero_();
+  SpectrumStats u = MatrixSpectrum(dup);
+  EXPECT_EQ(u.kept_rows, 3);
+  EXPECT_LT(u.sigma_min_kept, 1e-12 * u.sigma_max);
+  EXPECT_GT(u.kappa_kept, 1e10);
+  // Everything pruned: nothing kept, κ_kept = ∞.
+  SpectrumStats z = MatrixSpectrum(at::zeros({3, 4}));
+  EXPECT_EQ(z.kept_rows, 0);
+  EXPECT_EQ(z.sigma_min_kept, 0.0);
+  EXPECT_TRUE(std::isinf(z.kappa_kept));
+}
+
 TEST(ConditionNumberTest, GradientDescentOnCnLossLowersKappa) {
   // A nearly rank-deficient layer (one tiny singular value): both CN forms
   // push the small singular value up, so κ falls. (The slogdet form targets

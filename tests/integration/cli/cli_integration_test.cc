@@ -162,9 +162,19 @@ TEST_F(CliIntegrationTest, SubmitListShowCancel) {
   CommandResult text = Cli({"show", std::to_string(id)}, alice_);
   EXPECT_EQ(text.exit_code, 0) << text.err;
   for (const char* part : {"state:", "attempt:", "worker:", "queue reason:", "exit:", "progress:",
-                           "points:        emitted", "spec:", "  name: it-run", "lr: 0.05"}) {
+                           "points:        emitted", "artifacts:     -", "spec:", "  name: it-run", "lr: 0.05"}) {
     EXPECT_NE(text.out.find(part), std::string::npos) << part << " missing in:\n" << text.out;
   }
+
+  // Nothing stored yet: fetching an artifact is NOT_FOUND, saying what the run has.
+  CommandResult artifact = Cli({"artifact", std::to_string(id), "interaction_basis/layer0.pt", "--out",
+                                (dir_ / "layer0.pt").string()},
+                               alice_);
+  EXPECT_NE(artifact.exit_code, 0);
+  EXPECT_NE(artifact.err.find("no named artifacts"), std::string::npos) << artifact.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "layer0.pt"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "layer0.pt.part"));
+  EXPECT_NE(Cli({"artifact", std::to_string(id)}, alice_).err.find("expected RUN and NAME"), std::string::npos);
 
   // No worker here, so the run is queued: a checkpoint request is refused, clearly.
   CommandResult checkpoint = Cli({"checkpoint", std::to_string(id)}, alice_);

@@ -10,13 +10,38 @@
 // number (with --threads 1 it is unaffected by other processes); wall-clock
 // medians are reported too. The two implementations run alternately
 // (C++, Python, C++, Python ...; --rounds) so load changes hit both.
+//
+// Two things outside both programs decide most of a step's time here, so the
+// bench pins them the same way on both sides:
+//  - BLAS threads. Debian's LibTorch calls the pthread OpenBLAS, whose own
+//    thread pool at::set_num_threads / torch.set_num_threads do not size: a
+//    "1-thread" run did its GEMMs on every core, and spinning BLAS workers
+//    were counted as CPU time. Both sides get --threads BLAS threads
+//    (openblas_set_num_threads here, OPENBLAS_NUM_THREADS for Python).
+//  - glibc malloc. Tensors of 100 KB–1 MB sit around the dynamic mmap
+//    threshold; depending on the process's allocation history they come from
+//    fresh mmap()s (page faults, ~6 ms of system time per step, measured) or
+//    from the reused heap. That history differs between any two processes, so
+//    the ratio swung between 0.8 and 1.7 with identical code. --malloc:
+//    "default" (glibc as is, both sides), "fixed" (mmap threshold 32 MiB, trim
+//    threshold 256 MiB on both sides: mallopt here, GLIBC_TUNABLES for
+//    Python; no page faults in the steady state), or "both" (default first:
+//    mallopt cannot be undone in-process).
+// Neither side runs the oscillation tracker (bench/quant's
+// ofq_tracker_bench measures it); both run the same quantizers.
 // Without python3 or its torch module the Python side is skipped and the JSON
 // says why. Prints one JSON object.
 //   bench_train_ofq_step [--threads 1] [--batch 128] [--steps 200] [--hidden 256]
 //                        [--rounds 2] [--script PATH] [--python /usr/bin/python3]
+//                        [--configs fp32,w2a4_statsq] [--warmup 10] [--malloc both]
+// --configs picks the configurations timed (both by default); profiling one
+// (e.g. under valgrind --tool=callgrind) is easier with one.
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <dlfcn.h>
+#include <malloc.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <chrono>
 #include <memory>
@@ -26,6 +51,7 @@
 #include <numeric>
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 #include <ATen/Parallel.h>
 #include <torch/optim/adamw.h>
 
@@ -85,7 +111,9 @@ json TimeSteps(bool quantize, int hidden, int64_t batch, int steps, int warmup) 
   }
   auto opt = MakeAdamW(model);
   std::vector<double> wall, cpu;
+  rusage ru0{}, ru1{};
   for (int i = 0; i < steps + warmup; ++i) {
+    if (i == warmup) getrusage(RUSAGE_SELF, &ru0);
     const auto t0 = Clock::now();
     const double c0 = CpuMs();
     opt->zero_grad();
@@ -100,18 +128,37 @@ json TimeSteps(bool quantize, int hidden, int64_t batch, int steps, int warmup) 
       cpu.push_back(c1 - c0);
     }
   }
+  getrusage(RUSAGE_SELF, &ru1);
+  const double sys_ms = (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e3 +
+                        (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e3;
   std::vector<double> sorted = wall;
   std::sort(sorted.begin(), sorted.end());
   const double median = sorted.size() % 2 ? sorted[sorted.size() / 2]
                                           : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
   return {{"median_ms", median},
           {"mean_ms", std::accumulate(wall.begin(), wall.end(), 0.0) / wall.size()},
-          {"cpu_ms_per_step", std::accumulate(cpu.begin(), cpu.end(), 0.0) / cpu.size()}};
+          {"cpu_ms_per_step", std::accumulate(cpu.begin(), cpu.end(), 0.0) / cpu.size()},
+          // Page faults and kernel time: the allocator's share (see --malloc).
+          {"minor_faults_per_step", static_cast<double>(ru1.ru_minflt - ru0.ru_minflt) / steps},
+          {"sys_ms_per_step", sys_ms / steps}};
+}
+
+constexpr int kFixedMmapThreshold = 32 << 20;   // glibc's upper limit for it
+constexpr int kFixedTrimThreshold = 256 << 20;
+
+// Sizes the OpenBLAS thread pool when LibTorch's BLAS is OpenBLAS; false if
+// it is some other BLAS (then nothing to pin).
+bool SetBlasThreads(int threads) {
+  using SetFn = void (*)(int);
+  auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (fn == nullptr) return false;
+  fn(threads);
+  return true;
 }
 
 // Runs the Python twin; its JSON, or {"skipped": reason}.
 json RunPython(const std::string& python, const std::string& script, int threads, int64_t batch, int steps,
-               int hidden) {
+               int hidden, int warmup, const std::string& configs, bool fixed_malloc) {
   if (std::FILE* f = std::fopen(script.c_str(), "r")) {
     std::fclose(f);
   } else {
@@ -126,9 +173,14 @@ json RunPython(const std::string& python, const std::string& script, int threads
   if (pclose(p) != 0) {
     return {{"skipped", "python3-torch not installed (apt-get install python3-torch): " + probe_out}};
   }
-  const std::string cmd = python + " " + script + " --threads " + std::to_string(threads) + " --batch " +
+  std::string env = "OPENBLAS_NUM_THREADS=" + std::to_string(threads) + " ";
+  if (fixed_malloc) {
+    env += "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=" + std::to_string(kFixedMmapThreshold) +
+           ":glibc.malloc.trim_threshold=" + std::to_string(kFixedTrimThreshold) + " ";
+  }
+  const std::string cmd = env + python + " " + script + " --threads " + std::to_string(threads) + " --batch " +
                           std::to_string(batch) + " --steps " + std::to_string(steps) + " --hidden " +
-                          std::to_string(hidden);
+                          std::to_string(hidden) + " --warmup " + std::to_string(warmup) + " --configs " + configs;
   p = popen(cmd.c_str(), "r");
   if (p == nullptr) return {{"skipped", "cannot run " + cmd}};
   std::string out;
@@ -142,7 +194,8 @@ json RunPython(const std::string& python, const std::string& script, int threads
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 1, steps = 200, hidden = 256, rounds = 2;
+  int threads = 1, steps = 200, hidden = 256, rounds = 2, warmup = 10;
+  std::string configs = "fp32,w2a4_statsq", malloc_mode = "both";
   int64_t batch = 128;
   std::string script = std::string(PENDULUM_SOURCE_DIR) + "/bench/train/ofq_step_bench.py";
   // Debian's interpreter, which python3-torch installs into (a python3 earlier
@@ -157,51 +210,96 @@ int main(int argc, char** argv) {
     else if (flag == "--rounds") rounds = std::atoi(argv[i + 1]);
     else if (flag == "--script") script = argv[i + 1];
     else if (flag == "--python") python = argv[i + 1];
+    else if (flag == "--configs") configs = argv[i + 1];
+    else if (flag == "--warmup") warmup = std::atoi(argv[i + 1]);
+    else if (flag == "--malloc") malloc_mode = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
     }
   }
+  if (malloc_mode != "default" && malloc_mode != "fixed" && malloc_mode != "both") {
+    std::fprintf(stderr, "--malloc: got '%s', allowed: default, fixed, both\n", malloc_mode.c_str());
+    return 2;
+  }
   at::set_num_threads(threads);
-  const int warmup = 10;
+  const bool blas_pinned = SetBlasThreads(threads);
   json result = {{"bench", "ofq_mlp_step_cpp_vs_python"},
                  {"threads", threads},
+                 {"blas_threads_pinned", blas_pinned},
                  {"batch", batch},
                  {"steps", steps},
                  {"hidden", {hidden, hidden}},
+                 {"tracker", "off on both sides"},
                  {"goal", "cpp step <= 0.9x python step"}};
-  json cpp_rounds = json::array(), py_rounds = json::array();
+  std::vector<std::string> names;
+  for (size_t b = 0; b <= configs.size();) {
+    size_t e = configs.find(',', b);
+    if (e == std::string::npos) e = configs.size();
+    const std::string name = configs.substr(b, e - b);
+    if (name != "fp32" && name != "w2a4_statsq") {
+      std::fprintf(stderr, "--configs: unknown configuration '%s' (allowed: fp32, w2a4_statsq)\n", name.c_str());
+      return 2;
+    }
+    names.push_back(name);
+    b = e + 1;
+  }
+  std::vector<std::string> modes;
+  if (malloc_mode != "fixed") modes.push_back("default");
+  if (malloc_mode != "default") modes.push_back("fixed");
   std::string skipped;
-  for (int r = 0; r < rounds; ++r) {
-    cpp_rounds.push_back({{"fp32", TimeSteps(false, hidden, batch, steps, warmup)},
-                          {"w2a4_statsq", TimeSteps(true, hidden, batch, steps, warmup)}});
-    if (skipped.empty()) {
-      json py = RunPython(python, script, threads, batch, steps, hidden);
-      if (py.contains("skipped")) {
-        skipped = py["skipped"].get<std::string>();
-      } else {
-        py_rounds.push_back(py);
+  for (const auto& mode : modes) {
+    if (mode == "fixed") {
+      // Fixed thresholds also switch off glibc's dynamic adjustment.
+      mallopt(M_MMAP_THRESHOLD, kFixedMmapThreshold);
+      mallopt(M_TRIM_THRESHOLD, kFixedTrimThreshold);
+    }
+    json cpp_rounds = json::array(), py_rounds = json::array();
+    for (int r = 0; r < rounds; ++r) {
+      json round;
+      for (const auto& name : names) round[name] = TimeSteps(name != "fp32", hidden, batch, steps, warmup);
+      cpp_rounds.push_back(round);
+      if (skipped.empty()) {
+        json py = RunPython(python, script, threads, batch, steps, hidden, warmup, configs, mode == "fixed");
+        if (py.contains("skipped")) {
+          skipped = py["skipped"].get<std::string>();
+        } else {
+          py_rounds.push_back(py);
+        }
       }
     }
-  }
-  // Best (lowest) round per implementation: load from other processes only adds time.
-  auto best = [](const json& rounds, const std::string& config, const std::string& key) {
-    double b = 1e300;
-    for (const auto& r : rounds) b = std::min(b, r[config][key].get<double>());
-    return b;
-  };
-  result["cpp"] = cpp_rounds;
-  if (!skipped.empty()) {
-    result["python"] = {{"skipped", skipped}};
-  } else {
-    result["python"] = py_rounds;
-    json ratio;
-    for (const char* config : {"fp32", "w2a4_statsq"}) {
-      ratio[config] = {{"cpu_time", best(cpp_rounds, config, "cpu_ms_per_step") /
-                                        best(py_rounds, config, "cpu_ms_per_step")},
-                       {"wall_median", best(cpp_rounds, config, "median_ms") / best(py_rounds, config, "median_ms")}};
+    // Best (lowest) round per implementation: load from other processes only
+    // adds time. Also the median over rounds of the ratio within one round
+    // (C++ and Python ran back to back, under about the same load).
+    auto best = [](const json& rounds, const std::string& config, const std::string& key) {
+      double b = 1e300;
+      for (const auto& r : rounds) b = std::min(b, r[config][key].get<double>());
+      return b;
+    };
+    auto median_ratio = [&](const std::string& config, const std::string& key) {
+      std::vector<double> v;
+      for (size_t i = 0; i < py_rounds.size(); ++i) {
+        v.push_back(cpp_rounds[i][config][key].get<double>() / py_rounds[i][config][key].get<double>());
+      }
+      std::sort(v.begin(), v.end());
+      return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+    };
+    json section = {{"cpp", cpp_rounds}};
+    if (!skipped.empty()) {
+      section["python"] = {{"skipped", skipped}};
+    } else {
+      section["python"] = py_rounds;
+      json ratio;
+      for (const auto& config : names) {
+        ratio[config] = {
+            {"cpu_time", best(cpp_rounds, config, "cpu_ms_per_step") / best(py_rounds, config, "cpu_ms_per_step")},
+            {"wall_median", best(cpp_rounds, config, "median_ms") / best(py_rounds, config, "median_ms")},
+            {"per_round_median_cpu_time", median_ratio(config, "cpu_ms_per_step")},
+            {"per_round_median_wall_median", median_ratio(config, "median_ms")}};
+      }
+      section["ratio_cpp_over_python"] = ratio;
     }
-    result["ratio_cpp_over_python"] = ratio;
+    result["malloc_" + mode] = section;
   }
   std::printf("%s\n", result.dump().c_str());
   return 0;

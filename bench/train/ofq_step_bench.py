@@ -12,13 +12,19 @@ on >= 2-D weights only, none on scales and shifts). One step = forward,
 cross-entropy, backward, optimizer step, loss.item() (as the C++ loop).
 Input batches are pre-generated (data loading is not timed, in either).
 
+Neither side runs the oscillation tracker. BLAS threads and glibc malloc
+thresholds are set by the C++ driver through the environment
+(OPENBLAS_NUM_THREADS, GLIBC_TUNABLES), the same as on its own side.
+
 Prints one JSON object. Needs Debian's python3-torch (LibTorch 1.13, the
 same version pendulum-train links).
   python3 ofq_step_bench.py [--threads N] [--batch B] [--steps S] [--hidden H]
+                            [--warmup W] [--configs fp32,w2a4_statsq]
 """
 import argparse
 import json
 import math
+import resource
 import statistics
 import time
 
@@ -153,7 +159,10 @@ def time_steps(model, batches, labels, steps, warmup):
         model(batches[0])  # creates the LSQ scales before the optimizer (trap 9)
     opt = make_optimizer(model)
     wall, cpu = [], []
+    ru0 = None
     for i in range(steps + warmup):
+        if i == warmup:
+            ru0 = resource.getrusage(resource.RUSAGE_SELF)
         x, y = batches[i % len(batches)], labels[i % len(labels)]
         t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad()
@@ -165,8 +174,11 @@ def time_steps(model, batches, labels, steps, warmup):
         if i >= warmup:
             wall.append((t1 - t0) * 1e3)
             cpu.append((c1 - c0) * 1e3)
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
     return {"median_ms": statistics.median(wall), "mean_ms": statistics.fmean(wall),
-            "cpu_ms_per_step": statistics.fmean(cpu)}
+            "cpu_ms_per_step": statistics.fmean(cpu),
+            "minor_faults_per_step": (ru1.ru_minflt - ru0.ru_minflt) / steps,
+            "sys_ms_per_step": (ru1.ru_stime - ru0.ru_stime) * 1e3 / steps}
 
 
 def main():
@@ -176,6 +188,7 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--configs", default="fp32,w2a4_statsq")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -183,9 +196,11 @@ def main():
     labels = [torch.randint(0, 10, (a.batch,)) for _ in range(8)]
     out = {"impl": "python", "torch": torch.__version__, "threads": torch.get_num_threads(),
            "batch": a.batch, "steps": a.steps, "hidden": [a.hidden, a.hidden]}
-    out["fp32"] = time_steps(QuantMlp([a.hidden, a.hidden], quantize=False), batches, labels, a.steps, a.warmup)
-    out["w2a4_statsq"] = time_steps(QuantMlp([a.hidden, a.hidden], quantize=True), batches, labels, a.steps,
-                                    a.warmup)
+    for name in a.configs.split(","):
+        if name not in ("fp32", "w2a4_statsq"):
+            raise SystemExit(f"--configs: unknown configuration {name!r} (allowed: fp32, w2a4_statsq)")
+        model = QuantMlp([a.hidden, a.hidden], quantize=name != "fp32")
+        out[name] = time_steps(model, batches, labels, a.steps, a.warmup)
     print(json.dumps(out))
 
 

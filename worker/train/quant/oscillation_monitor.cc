@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include <c10/util/Exception.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 
 namespace pendulum::train::quant {
 namespace {
@@ -78,6 +79,21 @@ pendulum::v1::OscillationStats OscillationMonitor::Stats(int64_t step, const Con
       at::Tensor d = ThresholdDistance(v);
       for (double br : options_.low_confidence_ranges) {
         m[Key("low_conf_", br)] = d.le(br).to(at::kDouble).mean().item<double>();
+      }
+    }
+    if (v.latent.defined() && v.bits <= 4 && !options_.thresholds.empty() && v.code_max > v.code_min) {
+      // Where the oscillating weights sit (why one quantizer oscillates more
+      // than another): per interior threshold t = k + ½, the fraction of the
+      // layer's weights with f > τ₀ whose latent is nearest to t. The keys
+      // sum to osc_ratio_<τ₀>. Low-bit layers only (at most 15 keys).
+      at::Tensor osc = l.tracker.frequency().gt(options_.thresholds[0]).reshape({-1});
+      at::Tensor t = v.latent.to(at::kFloat)
+                         .floor()
+                         .clamp(static_cast<double>(v.code_min), static_cast<double>(v.code_max - 1))
+                         .reshape({-1});
+      for (int64_t k = v.code_min; k < v.code_max; ++k) {
+        m[Key("osc_at_thr_", static_cast<double>(k) + 0.5)] =
+            (osc & t.eq(static_cast<double>(k))).to(at::kDouble).mean().item<double>();
       }
     }
     if (v.scale.defined() && v.scale.numel() > 0) {

@@ -46,6 +46,9 @@ class OscillationMonitor {
   void Step(int64_t step);
 
   // Per-layer statistics of the last Step(), plus a "model" aggregate.
+  // Layers at ≤ 4 bits also get osc_at_thr_<t>: the fraction of their weights
+  // that oscillate (f > thresholds[0]) and sit nearest to threshold t of the
+  // latent code (StatsQ: z, where t = -0.5 is W = 0; LSQ: clamp(W/s)).
   // cga (optional) adds cga_free_frac for its targets.
   pendulum::v1::OscillationStats Stats(int64_t step, const ConfidenceGuidedAnnealing* cga = nullptr) const;
   std::vector<pendulum::v1::WeightSnapshot> Snapshots(int64_t step, int top_k) const;

@@ -5,11 +5,13 @@
 #include <set>
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not reached transitively in LibTorch 2.x)
 #include <torch/optim/adamw.h>
 
 #include "gtest/gtest.h"
 #include "worker/train/quant/cga.h"
 #include "worker/train/quant/lsq_quantizer.h"
+#include "worker/train/quant/oscillation_monitor.h"
 #include "worker/train/quant/oscillation_tracker.h"
 #include "worker/train/quant/quant_act.h"
 #include "worker/train/quant/quant_linear.h"
@@ -247,6 +249,57 @@ TEST(OscillationTrackerTest, SnapshotTopKHasCoordinatesAndCounts) {
   for (int64_t c : snap.hist_counts()) hist_total += c;
   EXPECT_EQ(hist_total, 6);
   EXPECT_EQ(snap.shape_size(), 2);
+}
+
+// osc_at_thr_<t> attributes each oscillating weight to the threshold its
+// latent sits nearest to, and the keys add up to the oscillation ratio. Row 0
+// entry 0 flips across W = 0 (StatsQ z = -0.5, the threshold LSQ does not
+// have: there 0 is a level); row 1 entry 0 across W = s/2 (z = +0.5). The
+// other weights sit still at ±1.
+TEST(OscillationMonitorTest, OscillatingWeightsAreAttributedToTheirThreshold) {
+  struct Net : torch::nn::Module {
+    QuantLinear fc{nullptr};
+    Net() { fc = register_module("fc", QuantLinear(QuantLinearOptions(8, 2).weight_quant(WeightQuant::kStatsQ)
+                                                        .weight_bits(2).bias(false))); }
+  };
+  auto net = std::make_shared<Net>();
+  net->train();
+  OscillationMonitor monitor;
+  monitor.Attach(net);
+  const at::Tensor x = at::randn({4, 8});
+  for (int step = 1; step <= 8; ++step) {
+    {
+      at::NoGradGuard no_grad;
+      // Fixed entries at least 0.13 (in z) from every threshold.
+      at::Tensor w = at::tensor({0.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0,  //
+                                 0.0, 2.0, -2.0, 2.0, -0.2, 0.2, -2.0, 2.0},
+                                at::kFloat)
+                         .reshape({2, 8});
+      w[0][0] = step % 2 ? 0.01 : -0.01;  // s ≈ 1.75: z = -0.489 / -0.511
+      w[1][0] = step % 2 ? 1.52 : 1.45;   // s ≈ 2.97: z = 0.520 / 0.479
+      net->fc->weight.copy_(w);
+    }
+    net->fc->forward(x);
+    monitor.Step(step);
+  }
+  const QuantWeightView v = net->fc->quant_view();
+  ASSERT_EQ(v.codes[0][0].item<float>(), -1.0f);  // step 8: w = -0.01
+  ASSERT_EQ(v.codes[1][0].item<float>(), 0.0f);   // step 8: w = 1.45
+  pendulum::v1::OscillationStats stats = monitor.Stats(8);
+  const pendulum::v1::LayerOscillationPoint* fc = nullptr;
+  for (const auto& l : stats.layers()) {
+    if (l.layer() == "fc") fc = &l;
+  }
+  ASSERT_NE(fc, nullptr);
+  const auto& m = fc->values();
+  ASSERT_EQ(m.count("osc_at_thr_-1.5"), 1u);
+  ASSERT_EQ(m.count("osc_at_thr_-0.5"), 1u);
+  ASSERT_EQ(m.count("osc_at_thr_0.5"), 1u);
+  EXPECT_EQ(m.count("osc_at_thr_1.5"), 0u);  // not an interior threshold at 2 bits
+  EXPECT_DOUBLE_EQ(m.at("osc_at_thr_-0.5"), 1.0 / 16);
+  EXPECT_DOUBLE_EQ(m.at("osc_at_thr_0.5"), 1.0 / 16);
+  EXPECT_DOUBLE_EQ(m.at("osc_at_thr_-1.5"), 0.0);
+  EXPECT_DOUBLE_EQ(m.at("osc_ratio_0.005"), 2.0 / 16);
 }
 
 TEST(OscillationTrackerTest, StateRoundTrip) {

@@ -134,11 +134,15 @@ absl::Status IncrementalMethod::BeginStage(int stage, ModelPtr* model, StagePlan
   stage_ = stage;
   const int64_t known = scenario_.KnownBefore(stage);
   const int64_t total = scenario_.TotalAfter(stage);
-  if (completed_stages_ != stage) {
+  // A checkpoint written after the last stage's EndStage (so that it holds
+  // the final memory and results) resumes into that finished stage: accept
+  // it, and EndStage below leaves the finished stage as it is.
+  const bool finished_stage = plan->resuming && completed_stages_ == stage + 1;
+  if (completed_stages_ != stage && !finished_stage) {
     return absl::InternalError(absl::StrCat("incremental method: stage ", stage, " begins after ",
                                             completed_stages_, " completed stages (checkpoint and method state disagree)"));
   }
-  if (stage > 0 && options_.kd && teacher_ == nullptr) {
+  if (stage > 0 && options_.kd && teacher_ == nullptr && !finished_stage) {
     return absl::InternalError(absl::StrCat("incremental method: stage ", stage, " has no teacher model"));
   }
   const int64_t before = net_->fc()->out_features();
@@ -174,6 +178,24 @@ absl::Status IncrementalMethod::BeginStage(int stage, ModelPtr* model, StagePlan
   loss_steps_ = 0;
   *model = net_;
   return absl::OkStatus();
+}
+
+int64_t IncrementalMethod::PlannedTotalSteps(int64_t batch_size, int64_t default_epochs) const {
+  if (batch_size <= 0) return 0;
+  const int64_t epochs = options_.epochs_per_stage > 0 ? options_.epochs_per_stage : default_epochs;
+  auto count = [&](int64_t k) {
+    return int64_t(train_by_label_.at(static_cast<size_t>(scenario_.LabelOf(k))).size());
+  };
+  int64_t total_steps = 0;
+  for (int64_t t = 0; t < scenario_.num_stages(); ++t) {
+    const int64_t known = scenario_.KnownBefore(t);
+    const int64_t m = memory_.PerClass(known);  // what EndStage(t-1) kept per class
+    int64_t n = 0;
+    for (int64_t k = 0; k < known; ++k) n += std::min(m, count(k));
+    for (int64_t k = known; k < scenario_.TotalAfter(t); ++k) n += count(k);
+    total_steps += epochs * (n / batch_size);
+  }
+  return total_steps;
 }
 
 at::Tensor IncrementalMethod::ToLabelSpace(const at::Tensor& logits) const {
@@ -292,6 +314,10 @@ at::Tensor IncrementalMethod::NmeClassMeans() {
 }
 
 absl::Status IncrementalMethod::EndStage(int stage, const StepInfo& info) {
+  // Resumed from a checkpoint taken after this stage ended: its aligning,
+  // memory and metrics are already in the restored state (aligning twice
+  // would be harmless, §2.5 Trap 5, but the stage's metrics would repeat).
+  if (completed_stages_ > stage) return absl::OkStatus();
   const int64_t known = scenario_.KnownBefore(stage);
   const int64_t total = scenario_.TotalAfter(stage);
   StageResult r;
@@ -318,7 +344,14 @@ absl::Status IncrementalMethod::EndStage(int stage, const StepInfo& info) {
     at::Tensor w = fc->weight.detach().to(at::kCPU, at::kFloat);
     return fc->has_bias() ? at::linear(features, w, fc->bias.detach().to(at::kCPU, at::kFloat)) : at::linear(features, w);
   };
-  at::Tensor pred_before = head_logits().argmax(1);
+  // Health of the backbone: at §7.2 size an unstable step (huge logits on the
+  // 3136-d unpooled cnn_small features) can kill every ReLU, after which all
+  // classes score 0 and argmax names one class (acc = 1/C); say so plainly.
+  r.feature_norm = features.size(0) > 0 ? features.norm(2, {1}).mean().item<double>() : 0.0;
+  r.dead_feature_share = features.size(0) > 0 ? features.abs().amax(0).eq(0).to(at::kDouble).mean().item<double>() : 0.0;
+  at::Tensor logits_before = head_logits();
+  r.logit_scale = logits_before.numel() > 0 ? logits_before.abs().amax(1).mean().item<double>() : 0.0;
+  at::Tensor pred_before = logits_before.argmax(1);
   r.acc_before_wa = Accuracy(pred_before, target, at::ones_like(target, at::kBool));
   r.new_pred_share_before_wa = pred_before.ge(known).to(at::kDouble).mean().item<double>();
 
@@ -361,6 +394,9 @@ absl::Status IncrementalMethod::EndStage(int stage, const StepInfo& info) {
   v["incremental/ce_mean"] = r.ce_mean;
   if (known > 0 && options_.kd) v["incremental/kd_mean"] = r.kd_mean;
   v["incremental/memory_size"] = double(memory_.size());
+  v["incremental/feature_norm"] = r.feature_norm;
+  v["incremental/dead_feature_share"] = r.dead_feature_share;
+  v["incremental/logit_scale"] = r.logit_scale;
   v[absl::StrCat("incremental/acc_stage_", stage)] = r.acc;
   results_.push_back(r);
   if (ctx_.events != nullptr) {
@@ -370,6 +406,12 @@ absl::Status IncrementalMethod::EndStage(int stage, const StepInfo& info) {
                                                  stage, r.acc, r.acc_before_wa, r.old_acc, r.new_acc,
                                                  r.new_pred_share, r.wa.gamma, r.nme_acc, memory_.size()))
         .IgnoreError();  // a log line is best effort; the metrics above are not
+    if (r.dead_feature_share >= 1.0) {
+      ctx_.events->EmitLog("warning", absl::StrFormat("incremental stage %d: every feature is 0 on the eval data (all "
+                                                      "ReLUs dead), so the classifier predicts one class; the step "
+                                                      "was too large: lower optimizer.lr or momentum", stage))
+          .IgnoreError();
+    }
   }
 
   // The aligned model is the next stage's KD teacher (§2.5 Trap 2).

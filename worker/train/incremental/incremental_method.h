@@ -63,6 +63,9 @@ struct StageResult {
   double nme_acc = 0;
   WeightAlignResult wa;  // γ and the norms (γ = 1 when WA is off or stage 0)
   double ce_mean = 0, kd_mean = 0;  // over the stage's steps
+  // Backbone health on the eval data: mean ‖φ‖₂, share of feature units that
+  // are 0 on every example (dead ReLUs), mean max |logit| before WA.
+  double feature_norm = 0, dead_feature_share = 0, logit_scale = 0;
 };
 
 class IncrementalMethod : public TrainingMethod {
@@ -84,11 +87,21 @@ class IncrementalMethod : public TrainingMethod {
   absl::Status SaveState(torch::serialize::OutputArchive* archive) const override;
   absl::Status LoadState(torch::serialize::InputArchive* archive) override;
 
+  // Steps the whole scenario takes: Σ_t epochs_t · ⌊n_t / batch_size⌋ with
+  // n_t = the stage's new-class training examples + the exemplars it replays
+  // (Σ_{k<C_o} min(M / C_o, n_k)); epochs_t = epochs_per_stage, else
+  // default_epochs. For progress/ETA: the trainer's one-stage estimate counts
+  // the whole training set per epoch (1404 instead of 1419 at §7.2 size).
+  // Valid after Setup; 0 when batch_size <= 0.
+  int64_t PlannedTotalSteps(int64_t batch_size, int64_t default_epochs) const;
+
   // For tests: the state a checkpoint carries.
   const ExemplarMemory& memory() const { return memory_; }
   const std::vector<StageResult>& results() const { return results_; }
   int64_t completed_stages() const { return completed_stages_; }
   const Scenario& scenario() const { return scenario_; }
+  // The KD teacher for the next stage (the aligned model); null before stage 0 ends.
+  const std::shared_ptr<IncrementalNet>& teacher() const { return teacher_; }
 
  private:
   IncrementalMethod(const Scenario& scenario, const IncrementalOptions& options)

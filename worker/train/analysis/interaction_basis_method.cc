@@ -235,7 +235,9 @@ absl::Status InteractionBasisMethod::Analyse(torch::nn::Module& model, const at:
       "interaction basis on ", inputs.size(0), " samples: Q ", absl::SixDigits(clusters.q), ", ",
       modules.size(), " modules of >1 direction (sizes ", absl::StrJoin(modules, ", "), "; ",
       clusters.num_communities, " communities in all); kept r'/width per node layer: ", dims,
-      ctx_.out_dir.empty() ? "" : absl::StrCat("; artifacts in ", (ctx_.out_dir / "interaction_basis").string()),
+      ctx_.out_dir.empty() ? ""
+                           : absl::StrCat("; artifacts interaction_basis/summary.json and interaction_basis/layer0..",
+                                          L, ".pt (pendulum artifact RUN NAME --out FILE)"),
       " [rib-code reconstruction, methods.md §6 GAP]");
 
   if (!ctx_.out_dir.empty()) {
@@ -243,9 +245,12 @@ absl::Status InteractionBasisMethod::Analyse(torch::nn::Module& model, const at:
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) return absl::InternalError(absl::StrCat("interaction_basis: creating ", dir.string(), ": ", ec.message()));
-    std::ofstream out(dir / "summary.json");
-    out << summary.dump(1) << "\n";
-    if (!out) return absl::InternalError(absl::StrCat("interaction_basis: writing ", (dir / "summary.json").string()));
+    {
+      std::ofstream out(dir / "summary.json");
+      out << summary.dump(1) << "\n";
+      if (!out) return absl::InternalError(absl::StrCat("interaction_basis: writing ", (dir / "summary.json").string()));
+    }
+    artifacts_.emplace_back("interaction_basis/summary.json", (dir / "summary.json").string());
     try {
       for (size_t l = 0; l <= L; ++l) {
         const InteractionLayer& layer = res.layers[l];
@@ -262,6 +267,8 @@ absl::Status InteractionBasisMethod::Analyse(torch::nn::Module& model, const at:
           a.write("edges", layer.edges);
         }
         a.save_to((dir / absl::StrCat("layer", l, ".pt")).string());
+        artifacts_.emplace_back(absl::StrCat("interaction_basis/layer", l, ".pt"),
+                                (dir / absl::StrCat("layer", l, ".pt")).string());
       }
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat("interaction_basis: saving tensors: ", e.what_without_backtrace()));
@@ -290,10 +297,15 @@ absl::Status InteractionBasisMethod::AfterOptimizerStep(const StepInfo&) {
 absl::Status InteractionBasisMethod::OnTrainEnd(const StepInfo& info) {
   if (ctx_.events == nullptr) return absl::OkStatus();
   PENDULUM_RETURN_IF_ERROR(ctx_.events->EmitScalars(info.step, info.epoch_fraction(), scalars_));
+  // C, C⁺, Λ, U, D, V, the Grams and edges per layer (layerN.pt) and the
+  // clusters (summary.json) go to the server as named artifacts.
+  for (const auto& [name, path] : artifacts_) {
+    PENDULUM_RETURN_IF_ERROR(ctx_.events->EmitArtifact(info.step, name, path, "analysis"));
+  }
   return ctx_.events->EmitLog(
       "info", absl::StrCat("interaction_basis: Q = ", scalars_["ib/q"], ", ",
-                           scalars_["ib/num_communities"], " communities; artifacts in ",
-                           (ctx_.out_dir / "interaction_basis").string()));
+                           scalars_["ib/num_communities"], " communities; ", artifacts_.size(),
+                           " artifacts in ", (ctx_.out_dir / "interaction_basis").string()));
 }
 
 PENDULUM_REGISTER_METHOD(interaction_basis, [](const TrainContext& ctx)

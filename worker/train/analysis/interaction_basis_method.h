@@ -16,6 +16,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "worker/train/analysis/interaction_basis.h"
@@ -54,6 +55,9 @@ class InteractionBasisMethod : public TrainingMethod {
   InteractionBasisRunOptions o_;
   std::map<std::string, double> scalars_;
   std::string summary_text_;
+  // Files written to the out dir (artifact name, path), emitted as
+  // ArtifactSaved events at the end so the daemon uploads them to the server.
+  std::vector<std::pair<std::string, std::string>> artifacts_;
   std::vector<at::Tensor> frozen_values_;  // parameters as analysed, restored after each step
 };
 

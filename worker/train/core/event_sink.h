@@ -29,6 +29,15 @@ class EventSink {
   virtual absl::Status EmitSnapshot(const v1::WeightSnapshot& snapshot) = 0;
   // A log line that also goes into the run's event stream. level: info|warning|error.
   virtual absl::Status EmitLog(const std::string& level, const std::string& text) = 0;
+  // A named result file written to the run's out dir (e.g. an analysis run's
+  // tensors): ArtifactSaved with the file's size and sha256 filled in from
+  // `path`. The daemon uploads it; `pendulum show` lists it and `pendulum
+  // artifact` fetches it. name: unique per run, plain relative path segments.
+  // Sinks that cannot carry artifacts say so (UNIMPLEMENTED).
+  virtual absl::Status EmitArtifact(int64_t step, const std::string& name, const std::string& path,
+                                    const std::string& kind) {
+    return absl::UnimplementedError("this event sink does not carry artifacts");
+  }
 };
 
 }  // namespace pendulum::train

@@ -6,11 +6,17 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "proto/io/event_stream.h"
 
 namespace pendulum::train {
+
+// Declared in checkpoint.h, which pulls in LibTorch; this file stays torch-free.
+absl::StatusOr<std::string> Sha256File(const std::string& path);
 
 EventWriter::~EventWriter() {
   if (owns_fd_ && fd_ >= 0) ::close(fd_);
@@ -52,6 +58,29 @@ absl::Status EventWriter::EmitCheckpoint(int64_t step, const std::string& path, 
   c->set_path(path);
   c->set_bytes(bytes);
   c->set_sha256(sha256);
+  return Write(&e);
+}
+
+absl::Status EventWriter::EmitArtifact(int64_t step, const std::string& name, const std::string& path,
+                                       const std::string& kind) {
+  if (name.empty() || kind.empty() || kind == "checkpoint") {
+    return absl::InvalidArgumentError(absl::StrCat("artifact '", name, "' (kind '", kind,
+                                                   "'): needs a name and a kind other than checkpoint"));
+  }
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(path, ec);
+  if (ec) return absl::NotFoundError(absl::StrCat("artifact '", name, "': ", path, ": ", ec.message()));
+  PENDULUM_ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
+  v1::TrainerEvent e;
+  auto* a = e.mutable_artifact();
+  a->set_step(step);
+  a->set_name(name);
+  // Absolute: the daemon resolves a relative path against the out dir, not
+  // against this process's working directory.
+  a->set_path(std::filesystem::absolute(path).string());
+  a->set_bytes(static_cast<int64_t>(bytes));
+  a->set_sha256(sha);
+  a->set_kind(kind);
   return Write(&e);
 }
 

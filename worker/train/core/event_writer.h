@@ -36,6 +36,9 @@ class EventWriter : public EventSink {
   absl::Status EmitOscillation(const v1::OscillationStats& stats) override;
   absl::Status EmitSnapshot(const v1::WeightSnapshot& snapshot) override;
   absl::Status EmitLog(const std::string& level, const std::string& text) override;
+  // Reads `path`'s size and sha256 (NOT_FOUND if it cannot be read).
+  absl::Status EmitArtifact(int64_t step, const std::string& name, const std::string& path,
+                            const std::string& kind) override;
 
   int64_t points_emitted() const { return points_emitted_; }
   uint64_t last_seq() const { return seq_; }

@@ -133,6 +133,24 @@ TEST(InteractionBasisMethodTest, BlockDiagonalMlpRunRecoversItsTwoModules) {
       << events.back().finished().message();
   EXPECT_GE(scalars.at("ib/num_communities"), 2.0);
   EXPECT_DOUBLE_EQ(scalars.at("ib/q"), summary["modularity"]["q"].get<double>());
+  // Every file goes out as an ArtifactSaved event (the daemon uploads it to the
+  // server), with its absolute path, size and sha256, before Finished.
+  std::map<std::string, v1::ArtifactSaved> saved;
+  for (const auto& e : events) {
+    if (e.has_artifact()) saved[e.artifact().name()] = e.artifact();
+  }
+  ASSERT_EQ(saved.size(), 7u) << "summary.json and layer0..5.pt";
+  for (const std::string name : {"summary.json", "layer0.pt", "layer5.pt"}) {
+    ASSERT_TRUE(saved.count("interaction_basis/" + name)) << name;
+    const v1::ArtifactSaved& a = saved.at("interaction_basis/" + name);
+    EXPECT_EQ(a.kind(), "analysis");
+    EXPECT_TRUE(std::filesystem::path(a.path()).is_absolute()) << a.path();
+    EXPECT_TRUE(std::filesystem::equivalent(a.path(), art / name)) << a.path();
+    EXPECT_EQ(a.bytes(), static_cast<int64_t>(std::filesystem::file_size(art / name)));
+    auto sha = Sha256File((art / name).string());
+    ASSERT_TRUE(sha.ok());
+    EXPECT_EQ(a.sha256(), *sha);
+  }
 }
 
 TEST(InteractionBasisMethodTest, AnalysesAnotherRunsCheckpointWithoutChangingIt) {

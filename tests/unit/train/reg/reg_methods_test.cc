@@ -169,6 +169,19 @@ TEST(TscncMethodTest, ThreePhasesPruneToKeptFractionAndReportRobustAccuracy) {
     } else {  // a pruned matrix with a zero row: κ = ∞, reported capped at 1e300
       EXPECT_EQ(eval.at("tscnc/kappa/" + l), 1e300);
     }
+    // κ of the kept part: σ_max over the smallest singular value left once the
+    // all-zero rows/columns are dropped (a tiny pruned layer can still be rank
+    // deficient by chance, so only the relations are checked here; the values
+    // are checked against an SVD in tscnc_test).
+    ASSERT_TRUE(eval.count("tscnc/kappa_kept/" + l)) << l;
+    EXPECT_LE(eval.at("tscnc/kappa_kept/" + l), eval.at("tscnc/kappa/" + l) * (1 + 1e-9)) << l;
+    if (eval.at("tscnc/kappa_kept/" + l) < 1e300) {
+      EXPECT_NEAR(eval.at("tscnc/kappa_kept/" + l),
+                  eval.at("tscnc/sigma_max/" + l) / eval.at("tscnc/sigma_min_kept/" + l),
+                  1e-6 * eval.at("tscnc/kappa_kept/" + l));
+    }
+    EXPECT_GE(eval.at("tscnc/kept_rows/" + l), 1.0);
+    EXPECT_GE(eval.at("tscnc/kept_cols/" + l), 1.0);
     EXPECT_TRUE(eval.count("tscnc/logdet/" + l)) << "MLP: CN on every dense layer";
   }
   EXPECT_TRUE(eval.count("tscnc/max_x_over_a/fc0"));

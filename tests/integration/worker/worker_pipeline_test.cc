@@ -35,6 +35,44 @@ TEST_F(WorkerClusterTest, FakeTrainerRunStoresEveryEmittedPointOnce) {
   EXPECT_EQ(db.Query("SELECT MIN(seq) || '-' || MAX(seq) FROM metrics" + where)[0], "3-2002");
 }
 
+// A named artifact (what an analysis run writes) goes trainer → ArtifactSaved
+// event → worker upload → server artifact dir + SQLite, is listed by GetRun and
+// comes back byte for byte through RunService.FetchArtifact.
+TEST_F(WorkerClusterTest, NamedArtifactReachesTheServerAndIsFetchedBack) {
+  const std::string name = "interaction_basis/layer1.pt";
+  const int size = 1500000;  // two upload chunks
+  ASSERT_NE(StartWorker("w1", FakeTrainer(),
+                        {{"FAKE_TRAINER_MODE", "ok"}, {"FAKE_TRAINER_STEPS", "5"},
+                         {"FAKE_TRAINER_ARTIFACT", name}, {"FAKE_TRAINER_ARTIFACT_BYTES", std::to_string(size)}}),
+            nullptr);
+  auto run_id = client_->Submit(QuickSpec());
+  ASSERT_TRUE(run_id.ok()) << run_id.status();
+  auto run = client_->WaitFor(*run_id, Terminal(), absl::Seconds(60));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->state(), v1::SUCCEEDED) << run->exit_reason();
+  ASSERT_EQ(run->artifacts_size(), 1) << run->DebugString();
+  EXPECT_EQ(run->artifacts(0).name(), name);
+  EXPECT_EQ(run->artifacts(0).kind(), "analysis");
+  EXPECT_EQ(run->artifacts(0).size(), size);
+  Db db(config_.db);
+  EXPECT_EQ(db.Query(absl::StrCat("SELECT name FROM artifacts WHERE run_id=", *run_id))[0], name);
+
+  v1::FetchArtifactRequest request;
+  request.set_run_id(*run_id);
+  request.set_name(name);
+  auto ctx = client_->Context();
+  auto reader = client_->stub()->FetchArtifact(ctx.get(), request);
+  v1::ArtifactData data;
+  std::string bytes;
+  while (reader->Read(&data)) bytes += data.data();
+  grpc::Status s = reader->Finish();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(bytes.size(), static_cast<size_t>(size));
+  for (int i = 0; i < size; i += 9973) {
+    ASSERT_EQ(bytes[i], static_cast<char>(i * 31 + 7)) << "byte " << i;
+  }
+}
+
 TEST_F(WorkerClusterTest, RunSucceedsAndSqliteHoldsEveryEmittedPointOnce) {
   RequireTrainer();
   ASSERT_NE(StartWorker("w1"), nullptr);

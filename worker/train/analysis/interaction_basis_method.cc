@@ -23,7 +23,7 @@ namespace pendulum::train::analysis {
 namespace {
 
 std::vector<double> ToVector(const at::Tensor& t) {
-  at::Tensor c = t.to(at::kDouble).contiguous().flatten();
+  at::Tensor c = t.to(at::kDouble).contiguous().flatten().cpu();  // host pointer below
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 

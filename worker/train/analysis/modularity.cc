@@ -14,7 +14,7 @@ namespace {
 using Matrix = std::vector<std::vector<double>>;
 
 Matrix ToMatrix(const at::Tensor& a) {
-  at::Tensor c = a.to(at::kDouble).contiguous();
+  at::Tensor c = a.to(at::kDouble).contiguous().cpu();  // host pointers below
   const int64_t n = c.size(0);
   Matrix m(n, std::vector<double>(n));
   const double* p = c.data_ptr<double>();

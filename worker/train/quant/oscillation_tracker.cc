@@ -64,7 +64,9 @@ pendulum::v1::WeightSnapshot OscillationTracker::Snapshot(int64_t step, const st
   snap.set_layer(layer);
   if (!f_.defined()) return snap;
   for (int64_t d : f_.sizes()) snap.add_shape(d);
-  at::Tensor f = f_.to(at::kFloat).reshape({-1}).contiguous();
+  // Read on the host: the tracker's state lives on the training device, and
+  // the raw pointers below would crash on CUDA memory (seen on an H200).
+  at::Tensor f = f_.to(at::kFloat).reshape({-1}).contiguous().cpu();
   const double fmax = std::max(0.05, f.max().item<double>());
   snap.set_hist_max(fmax);
   at::Tensor hist = at::histc(f, bins, 0.0, fmax).to(at::kLong);
@@ -72,7 +74,7 @@ pendulum::v1::WeightSnapshot OscillationTracker::Snapshot(int64_t step, const st
   for (int i = 0; i < bins; ++i) snap.add_hist_counts(h[i]);
   const int64_t k = std::min<int64_t>(top_k, f.numel());
   if (k > 0) {
-    at::Tensor cnt = count_.reshape({-1}).to(at::kLong).contiguous();
+    at::Tensor cnt = count_.reshape({-1}).to(at::kLong).contiguous().cpu();
     // Sort by f desc, then count desc, then index asc: stable sorts, last key first.
     at::Tensor order = at::arange(f.numel(), at::kLong);
     at::Tensor by_count = std::get<1>(cnt.index_select(0, order).sort(/*stable=*/true, 0, /*descending=*/true));

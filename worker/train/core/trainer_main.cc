@@ -1,4 +1,5 @@
 #include "worker/train/core/trainer_main.h"
+#include "worker/train/core/process_tuning.h"
 
 #include <google/protobuf/util/json_util.h>
 
@@ -83,6 +84,7 @@ absl::StatusOr<v1::RunSpec> LoadSpec(const std::string& path) {
 }  // namespace
 
 int RunTrainerMain(int argc, char** argv) {
+  TuneMallocForTraining();  // before the first tensor: see process_tuning.h
   InstallTrainerSignalHandlers();
   std::map<std::string, std::string> flags;
   static const char* kKnown[] = {"spec", "out", "events-fd", "run-id", "attempt",

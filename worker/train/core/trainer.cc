@@ -1,6 +1,7 @@
 #include "worker/train/core/trainer.h"
 #include "worker/train/core/autocast_scope.h"
 #include "worker/train/core/gpu_memory_cap.h"
+#include "worker/train/core/process_tuning.h"
 
 #include <unistd.h>
 
@@ -63,7 +64,11 @@ struct Window {
   int64_t counted_examples = 0;  // examples with logits (for train_acc)
   std::map<std::string, double> method_sums;
   Clock::time_point start = Clock::now();
+  double paused_s = 0;  // evaluation and checkpoint time inside the window: not training
   void Reset() { *this = Window(); }
+  double TrainingSeconds() const {
+    return std::chrono::duration<double>(Clock::now() - start).count() - paused_s;
+  }
 };
 
 }  // namespace
@@ -162,6 +167,13 @@ class Trainer::Impl {
     if (!method.ok()) return Failure{method.status(), SetupExitCode(method.status())};
     method_ = std::move(*method);
     PENDULUM_TRY(method_->Setup(ctx_, &model_), SetupExitCode(pendulum_try_status_));
+    {
+      const int64_t batch = spec_.schedule().batch_size() > 0 ? spec_.schedule().batch_size() : 64;
+      int64_t planned = method_->PlannedTotalSteps(batch, spec_.schedule().epochs());
+      const int64_t max_steps = int64_t(spec_.schedule().max_steps());
+      if (planned > 0 && max_steps > 0) planned = std::min(planned, max_steps);
+      if (planned > 0) ctx_.total_steps = planned;
+    }
     model_->to(device_);
 
     std::unique_ptr<CheckpointReader> resume;
@@ -280,13 +292,13 @@ class Trainer::Impl {
         pos_.batch_in_epoch = 0;
         if (max_steps > 0 && pos_.step >= int64_t(max_steps)) done = true;
         // End-of-epoch checkpoint (the spec's "0 = only at the end of each
-        // epoch"; with a step interval it still bounds the work lost). The
-        // last epoch of a stage that another stage follows is covered by that
-        // stage's start checkpoint below, written after EndStage (memory,
-        // teacher) at the same step; one file per step avoids rewriting a
-        // checkpoint the daemon may be uploading.
-        const bool next_stage_checkpoints =
-            pos_.epoch_in_stage >= stage_epochs && stage + 1 < num_stages && !done;
+        // epoch"; with a step interval it still bounds the work lost). A
+        // stage's last epoch is covered by the checkpoint written after
+        // EndStage (memory, teacher) at the same step: the next stage's start
+        // checkpoint, or the final one after OnTrainEnd, so the last stage's
+        // exemplar memory is in the run's last checkpoint too. One file per
+        // step avoids rewriting a checkpoint the daemon may be uploading.
+        const bool next_stage_checkpoints = pos_.epoch_in_stage >= stage_epochs;
         if (last_checkpoint_step_ != pos_.step && !next_stage_checkpoints) PENDULUM_TRY(Checkpoint(), 1);
       }
       if (last_eval_step_ != pos_.step) PENDULUM_TRY(Evaluate(eval_loader, stage, spe), 1);
@@ -386,7 +398,7 @@ class Trainer::Impl {
   }
 
   absl::Status EmitMetrics(const StepInfo& info) {
-    const double secs = std::chrono::duration<double>(Clock::now() - window_.start).count();
+    const double secs = window_.TrainingSeconds();
     std::map<std::string, double> v;
     v["loss"] = window_.loss_sum / double(window_.steps);
     v["lr"] = lr_;
@@ -408,6 +420,7 @@ class Trainer::Impl {
   }
 
   absl::Status Evaluate(DataLoader& loader, int stage, int64_t spe) {
+    const Clock::time_point eval_start = Clock::now();
     last_eval_step_ = pos_.step;
     if (loader.num_examples() == 0) return absl::OkStatus();
     model_->eval();
@@ -436,7 +449,8 @@ class Trainer::Impl {
     StepInfo info = Info(stage, spe);
     method_->AddEvalScalars(info, logits, labels, &v);
     model_->train();
-    window_.start = Clock::now();  // keep evaluation out of the training throughput
+    // Keep evaluation out of the training throughput (ex/s, step_time_ms).
+    window_.paused_s += std::chrono::duration<double>(Clock::now() - eval_start).count();
     Progress(absl::StrFormat("eval at step %d: loss %.4f acc %.4f top5 %.4f (%d examples)", pos_.step,
                              v["eval_loss"], v["eval_acc"], v["eval_top5"], n));
     // Reported at the epoch boundary: epoch = completed epochs.
@@ -446,7 +460,10 @@ class Trainer::Impl {
 
   absl::Status Checkpoint() {
     const std::string dir = (fs::path(o_.out_dir) / "checkpoints").string();
+    const Clock::time_point save_start = Clock::now();
     auto saved = SaveCheckpoint(dir, pos_, spec_, *model_, optimizer_.get(), method_.get());
+    // Like evaluation, writing a checkpoint is not training time.
+    window_.paused_s += std::chrono::duration<double>(Clock::now() - save_start).count();
     if (!saved.ok()) return saved.status();
     last_checkpoint_step_ = pos_.step;
     const std::string rel = fs::relative(saved->path, o_.out_dir).string();
@@ -510,6 +527,7 @@ class Trainer::Impl {
     int n = o_.threads > 0 ? o_.threads : int(spec_.resources().cpus());
     if (n <= 0) n = 2;
     at::set_num_threads(n);
+    SetBlasThreads(n);  // OpenBLAS's own pool is not sized by LibTorch
     try {
       at::set_num_interop_threads(1);  // the loop issues one op at a time
     } catch (const c10::Error&) {

@@ -146,6 +146,11 @@ class TrainingMethod {
 
   // Number of stages (incremental learning: tasks). Default 1.
   virtual int NumStages() const { return 1; }
+
+  // Optimizer steps the whole run will take, for progress and ETA, when the
+  // method knows better than the trainer's one-stage estimate (stages over
+  // subsets plus replayed memory); 0 = use the trainer's. Called after Setup.
+  virtual int64_t PlannedTotalSteps(int64_t batch_size, int64_t default_epochs) const { return 0; }
   // Before stage `stage`; may modify *model (e.g. grow the classifier) and
   // must then set plan->rebuild_optimizer. Default: all data, one stage.
   virtual absl::Status BeginStage(int stage, ModelPtr* model, StagePlan* plan) {

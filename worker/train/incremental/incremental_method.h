@@ -93,7 +93,7 @@ class IncrementalMethod : public TrainingMethod {
   // default_epochs. For progress/ETA: the trainer's one-stage estimate counts
   // the whole training set per epoch (1404 instead of 1419 at §7.2 size).
   // Valid after Setup; 0 when batch_size <= 0.
-  int64_t PlannedTotalSteps(int64_t batch_size, int64_t default_epochs) const;
+  int64_t PlannedTotalSteps(int64_t batch_size, int64_t default_epochs) const override;
 
   // For tests: the state a checkpoint carries.
   const ExemplarMemory& memory() const { return memory_; }

@@ -65,7 +65,7 @@ wait_all() {  # run ids...
   done
 }
 
-declare -a WC TS IB
+declare -a WC=() TS=() IB=()  # assigned: with set -u an unassigned array is unbound
 # The §7.6 training run goes first (priority 10), so its analysis (priority 10)
 # can start as soon as it is done, ahead of the queued §7.4/§7.5 runs.
 if [[ " $ONLY " == *" ib "* ]]; then

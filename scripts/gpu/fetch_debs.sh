@@ -4,7 +4,9 @@
 # against (as .deb files, unpacked there into a prefix), the Fashion-MNIST
 # package, and a copy of the shared reference vectors. Run here (Debian 12,
 # apt reachable), from the repository root; writes .gpudeps/ (git-ignored via
-# .git/info/exclude; about 53 MB, under the device tool's 64 MiB limit).
+# .git/info/exclude; about 56 MB, under the device tool's 64 MiB limit) with
+# a clean copy of HEAD in .gpudeps/src. On the device (carry .gpudeps):
+#   cd .gpudeps/src && PENDULUM_GPU_DEPS=$(cd .. && pwd) bash scripts/gpu/build_and_test.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEST=.gpudeps
@@ -26,4 +28,7 @@ PACKAGES=(
 (cd "$DEST/debs" && apt-get download "${PACKAGES[@]}")
 REF=${PENDULUM_REFERENCE_DIR:-$(cd .. && pwd)/shared/reference}
 rm -rf "$DEST/reference" && cp -r "$REF" "$DEST/reference"
+# A clean copy of HEAD: what the GPU run builds, so uncommitted edits in this
+# working tree (other people's half-done work) cannot break it.
+rm -rf "$DEST/src" && mkdir -p "$DEST/src" && git archive HEAD | tar -x -C "$DEST/src"
 du -sh "$DEST"

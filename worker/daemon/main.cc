@@ -149,9 +149,14 @@ int main(int argc, char** argv) {
   // ours: after a server restart the channel could stay in TRANSIENT_FAILURE
   // longer than a lease and the server would declare us lost. Cap it well
   // below any sane lease so our Backoff alone decides when we retry.
+  // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is not a backoff but the shortest time a
+  // connection attempt is given to finish: at 100 ms, a server just restarted
+  // on a loaded machine could not complete the handshake in time ("tcp
+  // handshaker shutdown" for 5-8 s, longer than the lease; seen in CI). A few
+  // seconds is plenty on loopback and still well under a lease.
   grpc::ChannelArguments channel_args;
   channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  channel_args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  channel_args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 3000);
   channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   auto worker = std::make_shared<pendulum::daemon::Worker>(
       options, grpc::CreateCustomChannel(server, credentials, channel_args));

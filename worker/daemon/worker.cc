@@ -170,6 +170,11 @@ bool Worker::Session() {
   {
     auto ctx = MakeAuthedContext(options_.token);
     ctx->set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+    // Wait for the channel to (re)connect within the deadline instead of
+    // failing fast with its last error: after a server restart a fail-fast
+    // call kept returning the stale "connection refused" / "tcp handshaker
+    // shutdown" for seconds after the server was back, past the lease.
+    ctx->set_wait_for_ready(true);
     const grpc::Status status = stub_->Register(ctx.get(), request, &response);
     if (!status.ok()) {
       PENDULUM_LOG(WARNING) << "Register with the server failed: " << status.error_message() << " (code "

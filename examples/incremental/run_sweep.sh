@@ -20,33 +20,12 @@ SLOTS=${SLOTS:-2}
 SEEDS=${SEEDS:-1 2 3}
 PORT=${PORT:-7191}
 HOME_DIR=${HOME_DIR:-$(mktemp -d /tmp/pendulum-incremental.XXXXXX)}
-mkdir -p "$HOME_DIR"
-DB=$HOME_DIR/pendulum.db
 SIZE=(--set data.train_subset=6000 --set data.eval_subset=2000)
 [ "${FULL:-0}" = 1 ] && SIZE=()
 
-cleanup() {
-  kill "${WORKER_PID:-}" 2>/dev/null || true
-  kill "${SERVER_PID:-}" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-"$SERVER" token create --db "$DB" --user admin --role admin > "$HOME_DIR/admin.token"
-"$SERVER" token create --db "$DB" --user worker-incremental --role worker > "$HOME_DIR/worker.token"
-"$SERVER" --db "$DB" --listen "127.0.0.1:$PORT" --artifacts "$HOME_DIR/artifacts" > "$HOME_DIR/server.log" 2>&1 &
-SERVER_PID=$!
-export PENDULUM_SERVER=127.0.0.1:$PORT
-PENDULUM_TOKEN=$(cat "$HOME_DIR/admin.token")
-export PENDULUM_TOKEN
-for _ in $(seq 1 100); do
-  "$CLI" workers > /dev/null 2>&1 && break
-  sleep 0.1
-done
-PENDULUM_TOKEN=$(cat "$HOME_DIR/worker.token") "$WORKER" --server "127.0.0.1:$PORT" \
-  --trainer "$TRAINER" --work-dir "$HOME_DIR/work" --slots "$SLOTS" > "$HOME_DIR/worker.log" 2>&1 &
-WORKER_PID=$!
-echo "home $HOME_DIR (server.log, worker.log, work/)"
+WORKER_NAME=worker-incremental
+# shellcheck source=../local_pool.sh
+source examples/local_pool.sh
 
 declare -A IDS
 for v in replay_ce kd kd_wa kd_wa_clip; do

@@ -26,32 +26,10 @@ HOME_DIR=${HOME_DIR:-$(mktemp -d /tmp/pendulum-checks.XXXXXX)}
 PORT=${PORT:-7190}
 SEEDS=${SEEDS:-1}
 ONLY=${ONLY:-wc tscnc ib}
-mkdir -p "$HOME_DIR"
-DB=$HOME_DIR/pendulum.db
-
-cleanup() {
-  kill "${WORKER_PID:-}" 2>/dev/null || true
-  kill "${SERVER_PID:-}" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-"$SERVER" token create --db "$DB" --user admin --role admin > "$HOME_DIR/admin.token"
-"$SERVER" token create --db "$DB" --user worker-checks --role worker > "$HOME_DIR/worker.token"
-"$SERVER" --db "$DB" --listen "127.0.0.1:$PORT" --artifacts "$HOME_DIR/artifacts" \
-  > "$HOME_DIR/server.log" 2>&1 &
-SERVER_PID=$!
-export PENDULUM_SERVER=127.0.0.1:$PORT
-PENDULUM_TOKEN=$(cat "$HOME_DIR/admin.token")
-export PENDULUM_TOKEN
-for _ in $(seq 1 100); do
-  "$CLI" workers >/dev/null 2>&1 && break
-  sleep 0.1
-done
-PENDULUM_TOKEN=$(cat "$HOME_DIR/worker.token") "$WORKER" --server "127.0.0.1:$PORT" \
-  --trainer "$TRAINER" --work-dir "$HOME_DIR/work" --slots 2 > "$HOME_DIR/worker.log" 2>&1 &
-WORKER_PID=$!
-echo "home $HOME_DIR (server.log, worker.log, work/)"
+SLOTS=2
+WORKER_NAME=worker-checks
+# shellcheck source=../local_pool.sh
+source examples/local_pool.sh
 
 submit() {  # file, extra --set args...; prints the run id
   local f=$1

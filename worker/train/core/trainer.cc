@@ -278,7 +278,16 @@ class Trainer::Impl {
           std::optional<Batch> batch = train_loader.Next();
           if (!batch.has_value()) break;
           PENDULUM_TRY(Step(*batch, stage, spe, *schedule), 1);
-          if (spec_.checkpoint_every_steps() > 0 && pos_.step % spec_.checkpoint_every_steps() == 0) {
+          // A step that also ends the epoch or the run is checkpointed later
+          // at the same step, after the evaluation and the method hooks
+          // (OnEpochEnd, EndStage, OnTrainEnd): a checkpoint taken here would
+          // hold a finished epoch not yet evaluated (a run resumed from it
+          // evaluated it twice), and the final checkpoint, skipped for an
+          // already checkpointed step, would miss what EndStage built.
+          const bool checkpointed_later =
+              pos_.batch_in_epoch >= spe || (max_steps > 0 && pos_.step >= int64_t(max_steps));
+          if (spec_.checkpoint_every_steps() > 0 && pos_.step % spec_.checkpoint_every_steps() == 0 &&
+              !checkpointed_later) {
             PENDULUM_TRY(Checkpoint(), 1);
           }
         }

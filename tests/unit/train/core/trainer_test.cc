@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "gtest/gtest.h"
@@ -137,6 +139,46 @@ TEST(TrainerTest, ResumeContinuesStepsAndLossesExactly) {
     }
   }
   EXPECT_EQ(resumed.begin()->first, 28);
+}
+
+// A checkpoint whose step also ends an epoch (16, 32) or the run (max_steps
+// 40) is written after that step's evaluation and method hooks, so a run
+// resumed from it starts with the next step and does not evaluate the same
+// epoch twice (a requeued attempt used to re-emit eval at the checkpoint step).
+TEST(TrainerTest, CheckpointsAtEpochAndRunEndsFollowTheirEvaluation) {
+  auto dir = pendulum::testing::MakeTestTempDir();
+  v1::RunSpec spec = TinySpec();  // 16 steps/epoch, checkpoint every 8
+  spec.mutable_schedule()->set_max_steps(40);
+  ASSERT_TRUE(RunTrainer(spec, dir).status.ok());
+  std::map<int64_t, uint64_t> eval_seq, checkpoint_seq;
+  for (const auto& e : ReadEvents(dir / "events.pb")) {
+    if (e.has_scalars() && e.scalars().values().count("eval_acc")) eval_seq[e.scalars().step()] = e.seq();
+    if (e.has_checkpoint()) {
+      EXPECT_FALSE(checkpoint_seq.count(e.checkpoint().step())) << "two checkpoints at " << e.checkpoint().step();
+      checkpoint_seq[e.checkpoint().step()] = e.seq();
+    }
+  }
+  EXPECT_EQ(checkpoint_seq.size(), 5u);  // 8, 16, 24, 32, 40
+  for (int64_t step : {16, 32, 40}) {
+    ASSERT_TRUE(eval_seq.count(step)) << step;
+    ASSERT_TRUE(checkpoint_seq.count(step)) << step;
+    EXPECT_LT(eval_seq[step], checkpoint_seq[step]) << "checkpoint at " << step << " precedes its evaluation";
+  }
+
+  auto resumed_dir = std::filesystem::path(dir.string() + "-resumed");
+  std::filesystem::create_directories(resumed_dir);
+  TrainResult r = RunTrainer(spec, resumed_dir, (dir / "checkpoints" / "step-16.ckpt").string());
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.final_step, 40);
+  std::set<int64_t> resumed_evals;
+  int64_t first_scalar_step = -1;
+  for (const auto& e : ReadEvents(resumed_dir / "events.pb")) {
+    if (!e.has_scalars()) continue;
+    if (first_scalar_step < 0) first_scalar_step = e.scalars().step();
+    if (e.scalars().values().count("eval_acc")) resumed_evals.insert(e.scalars().step());
+  }
+  EXPECT_EQ(resumed_evals, (std::set<int64_t>{32, 40}));
+  EXPECT_GT(first_scalar_step, 16);
 }
 
 TEST(TrainerTest, DivergingLossFailsWithAClearMessage) {

@@ -1,12 +1,11 @@
 #include "server/api/run_service_impl.h"
 
-#include <algorithm>
 #include <deque>
-#include <fstream>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "server/api/artifact_send_reactor.h"
 #include "server/api/call_auth.h"
 #include "server/api/run_submission.h"
 #include "server/api/status_util.h"
@@ -25,76 +24,6 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, Body&& bod
   reactor->Finish(ToGrpcStatus(body()));
   return reactor;
 }
-
-// Sends one stored artifact of a run: its record on the first message, then
-// the bytes in chunks of at most 1 MiB. One write in flight.
-class FetchArtifactReactor final : public grpc::ServerWriteReactor<pendulum::v1::ArtifactData> {
- public:
-  FetchArtifactReactor(Coordinator* coordinator, absl::StatusOr<auth::Principal> who,
-                       const pendulum::v1::FetchArtifactRequest& request) {
-    absl::Status s = who.ok() ? Open(coordinator, *who, request) : who.status();
-    if (!s.ok()) {
-      Finish(ToGrpcStatus(s));
-      return;
-    }
-    Next();
-  }
-
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(ToGrpcStatus(absl::CancelledError("client went away")));
-      return;
-    }
-    Next();
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  static constexpr int64_t kChunkBytes = 1 << 20;
-
-  absl::Status Open(Coordinator* coordinator, const auth::Principal& who,
-                    const pendulum::v1::FetchArtifactRequest& request) {
-    PENDULUM_ASSIGN_OR_RETURN(store::Artifact a,
-                              coordinator->FindArtifact(who, request.run_id(), request.name(), request.id()));
-    in_.open(a.path, std::ios::binary);
-    if (!in_) return absl::DataLossError(absl::StrCat("artifact '", a.id, "': file ", a.path, " is missing"));
-    pendulum::v1::RunArtifact* info = message_.mutable_info();
-    info->set_id(a.id);
-    info->set_attempt(a.attempt);
-    info->set_step(a.step);
-    info->set_kind(a.kind);
-    info->set_name(a.name);
-    info->set_size(a.size);
-    info->set_sha256(a.sha256);
-    info->set_created_unix_ms(a.created_unix_ms);
-    remaining_ = a.size;
-    return absl::OkStatus();
-  }
-
-  void Next() {
-    if (sent_info_) message_.clear_info();
-    if (sent_info_ && remaining_ <= 0) {
-      Finish(grpc::Status::OK);
-      return;
-    }
-    std::string* data = message_.mutable_data();
-    data->resize(static_cast<size_t>(std::min<int64_t>(remaining_, kChunkBytes)));
-    in_.read(data->data(), static_cast<std::streamsize>(data->size()));
-    if (static_cast<size_t>(in_.gcount()) != data->size()) {
-      Finish(ToGrpcStatus(absl::DataLossError("artifact file is shorter than recorded")));
-      return;
-    }
-    remaining_ -= static_cast<int64_t>(data->size());
-    sent_info_ = true;
-    StartWrite(&message_);
-  }
-
-  std::ifstream in_;
-  pendulum::v1::ArtifactData message_;
-  int64_t remaining_ = 0;
-  bool sent_info_ = false;
-};
 
 // Streams a run's updates to one client: the current Run first (plus stored
 // history if asked), then whatever the Coordinator delivers, until the run is
@@ -298,8 +227,24 @@ grpc::ServerWriteReactor<RunUpdate>* RunServiceImpl::WatchRun(
 
 grpc::ServerWriteReactor<pendulum::v1::ArtifactData>* RunServiceImpl::FetchArtifact(
     grpc::CallbackServerContext* context, const pendulum::v1::FetchArtifactRequest* request) {
-  return new FetchArtifactReactor(
-      coordinator_, AuthorizeCall(*authenticator_, context, absl::StrCat(kService, "FetchArtifact")), *request);
+  absl::StatusOr<auth::Principal> who =
+      AuthorizeCall(*authenticator_, context, absl::StrCat(kService, "FetchArtifact"));
+  absl::StatusOr<store::Artifact> artifact =
+      who.ok() ? coordinator_->FindArtifact(*who, request->run_id(), request->name(), request->id())
+               : absl::StatusOr<store::Artifact>(who.status());
+  pendulum::v1::ArtifactData first;
+  if (artifact.ok()) {
+    pendulum::v1::RunArtifact* info = first.mutable_info();
+    info->set_id(artifact->id);
+    info->set_attempt(artifact->attempt);
+    info->set_step(artifact->step);
+    info->set_kind(artifact->kind);
+    info->set_name(artifact->name);
+    info->set_size(artifact->size);
+    info->set_sha256(artifact->sha256);
+    info->set_created_unix_ms(artifact->created_unix_ms);
+  }
+  return new ArtifactSendReactor<pendulum::v1::ArtifactData>(artifact, std::move(first));
 }
 
 grpc::ServerUnaryReactor* RunServiceImpl::QueryMetrics(grpc::CallbackServerContext* context,

@@ -1,17 +1,17 @@
 #include "server/api/worker_service_impl.h"
 
-#include <openssl/evp.h>
 
 #include <deque>
 #include <fstream>
 #include <random>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
+#include "server/api/artifact_send_reactor.h"
 #include "server/api/call_auth.h"
 #include "server/api/status_util.h"
 
@@ -24,24 +24,6 @@ using pendulum::v1::WorkerMessage;
 
 constexpr char kService[] = "/pendulum.v1.WorkerService/";
 
-// Incremental SHA-256 (OpenSSL EVP), hex digest.
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void Update(absl::string_view data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
-  std::string HexDigest() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_, digest, &len);
-    return absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest), len));
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 // One worker's Connect stream. Reads are handled one at a time (the next
 // read starts after the Coordinator took the message); writes queue here and
@@ -290,73 +272,6 @@ class UploadReactor final : public grpc::ServerReadReactor<ArtifactChunk> {
   Sha256 sha_;
 };
 
-// Sends one stored artifact: the header on the first chunk, then ≤ 1 MiB per chunk.
-class DownloadReactor final : public grpc::ServerWriteReactor<ArtifactChunk> {
- public:
-  DownloadReactor(absl::Status auth, store::ArtifactStore* artifacts, const std::string& id) {
-    absl::Status s = auth.ok() ? Open(artifacts, id) : auth;
-    if (!s.ok()) {
-      Finish(ToGrpcStatus(s));
-      return;
-    }
-    Next();
-  }
-
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(ToGrpcStatus(absl::CancelledError("client went away")));
-      return;
-    }
-    Next();
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  absl::Status Open(store::ArtifactStore* artifacts, const std::string& id) {
-    absl::StatusOr<store::Artifact> artifact = artifacts->Get(id);
-    if (absl::IsNotFound(artifact.status())) {
-      return absl::NotFoundError(absl::StrCat("artifact '", id, "' not found"));
-    }
-    if (!artifact.ok()) return artifact.status();
-    in_.open(artifact->path, std::ios::binary);
-    if (!in_) return absl::DataLossError(absl::StrCat("artifact '", id, "': file ", artifact->path, " is missing"));
-    auto* header = chunk_.mutable_header();
-    header->set_run_id(artifact->run_id);
-    header->set_attempt(artifact->attempt);
-    header->set_kind(artifact->kind);
-    header->set_name(artifact->name);
-    header->set_step(artifact->step);
-    header->set_size(artifact->size);
-    header->set_sha256(artifact->sha256);
-    remaining_ = artifact->size;
-    return absl::OkStatus();
-  }
-
-  void Next() {
-    if (sent_header_) chunk_.clear_header();
-    if (sent_header_ && remaining_ <= 0) {
-      Finish(grpc::Status::OK);
-      return;
-    }
-    std::string* data = chunk_.mutable_data();
-    data->resize(std::min<int64_t>(remaining_, kMaxArtifactChunkBytes));
-    in_.read(data->data(), data->size());
-    if (static_cast<size_t>(in_.gcount()) != data->size()) {
-      Finish(ToGrpcStatus(absl::DataLossError("artifact file is shorter than recorded")));
-      return;
-    }
-    remaining_ -= data->size();
-    sent_header_ = true;
-    StartWrite(&chunk_);
-  }
-
-  std::ifstream in_;
-  ArtifactChunk chunk_;
-  int64_t remaining_ = 0;
-  bool sent_header_ = false;
-};
-
 }  // namespace
 
 absl::Status ValidateArtifactHeader(const pendulum::v1::ArtifactHeader& header) {
@@ -417,9 +332,24 @@ grpc::ServerReadReactor<ArtifactChunk>* WorkerServiceImpl::UploadArtifact(
 
 grpc::ServerWriteReactor<ArtifactChunk>* WorkerServiceImpl::DownloadArtifact(
     grpc::CallbackServerContext* context, const pendulum::v1::DownloadArtifactRequest* request) {
-  return new DownloadReactor(
-      AuthorizeCall(*authenticator_, context, absl::StrCat(kService, "DownloadArtifact")).status(),
-      artifacts_, request->id());
+  absl::Status auth = AuthorizeCall(*authenticator_, context, absl::StrCat(kService, "DownloadArtifact")).status();
+  absl::StatusOr<store::Artifact> artifact = auth.ok() ? artifacts_->Get(request->id())
+                                                       : absl::StatusOr<store::Artifact>(auth);
+  if (auth.ok() && absl::IsNotFound(artifact.status())) {
+    artifact = absl::NotFoundError(absl::StrCat("artifact '", request->id(), "' not found"));
+  }
+  ArtifactChunk first;
+  if (artifact.ok()) {
+    auto* header = first.mutable_header();
+    header->set_run_id(artifact->run_id);
+    header->set_attempt(artifact->attempt);
+    header->set_kind(artifact->kind);
+    header->set_name(artifact->name);
+    header->set_step(artifact->step);
+    header->set_size(artifact->size);
+    header->set_sha256(artifact->sha256);
+  }
+  return new ArtifactSendReactor<ArtifactChunk>(artifact, std::move(first));
 }
 
 }  // namespace pendulum::api

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "pendulum/v1/worker_service.grpc.pb.h"
+#include "server/api/artifact_send_reactor.h"  // kMaxArtifactChunkBytes
 #include "server/api/coordinator.h"
 #include "server/auth/authenticator.h"
 #include "server/store/artifact_store.h"
@@ -15,7 +16,6 @@
 
 namespace pendulum::api {
 
-inline constexpr size_t kMaxArtifactChunkBytes = 1 << 20;
 // Named (non-checkpoint) artifacts, e.g. an analysis run's tensors, are capped
 // per file: the artifact directory is not a data lake.
 inline constexpr int64_t kMaxNamedArtifactBytes = int64_t{256} << 20;

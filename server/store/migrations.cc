@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "server/store/sha256.h"
+#include "common/sha256.h"
 
 namespace pendulum::store {
 namespace embedded {

@@ -7,7 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "server/store/sha256.h"
+#include "common/sha256.h"
 #include "server/store/user_store.h"
 
 namespace pendulum::store {

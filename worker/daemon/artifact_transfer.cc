@@ -1,13 +1,12 @@
 #include "worker/daemon/artifact_transfer.h"
 
-#include <openssl/evp.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/escaping.h"
+#include "common/sha256.h"
 #include "grpcpp/grpcpp.h"
 
 namespace pendulum::daemon {
@@ -19,21 +18,6 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
                       absl::StrCat(what, ": ", status.error_message()));
 }
 
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  void Update(const char* data, size_t size) { EVP_DigestUpdate(ctx_, data, size); }
-  std::string HexDigest() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_, digest, &len);
-    return absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest), len));
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 }  // namespace
 
@@ -43,26 +27,13 @@ std::unique_ptr<grpc::ClientContext> MakeAuthedContext(const std::string& token)
   return ctx;
 }
 
-absl::StatusOr<std::string> Sha256OfFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  Sha256 sha;
-  std::string buf(1 << 16, '\0');
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    sha.Update(buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  if (in.bad()) return absl::UnavailableError(absl::StrCat("reading ", path));
-  return sha.HexDigest();
-}
-
 absl::StatusOr<v1::ArtifactInfo> ArtifactTransfer::Upload(const std::string& path, int64_t run_id,
                                                            uint32_t attempt, int64_t step,
                                                            const std::string& kind, const std::string& name) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) return absl::NotFoundError(absl::StrCat(kind, " ", path, ": ", ec.message()));
-  auto sha = Sha256OfFile(path);
+  auto sha = Sha256FileHex(path);
   if (!sha.ok()) return sha.status();
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", kind, " ", path));
@@ -117,7 +88,7 @@ absl::Status ArtifactTransfer::Download(const std::string& id, const std::string
       header = chunk.header();
       have_header = true;
     }
-    sha.Update(chunk.data().data(), chunk.data().size());
+    sha.Update(chunk.data());
     out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
     total += static_cast<int64_t>(chunk.data().size());
   }

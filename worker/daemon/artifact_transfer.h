@@ -15,9 +15,6 @@ namespace pendulum::daemon {
 // Makes a ClientContext carrying `authorization: Bearer <token>`.
 std::unique_ptr<grpc::ClientContext> MakeAuthedContext(const std::string& token);
 
-// Hex sha256 of a whole file; NOT_FOUND/UNAVAILABLE if it cannot be read.
-absl::StatusOr<std::string> Sha256OfFile(const std::string& path);
-
 class ArtifactTransfer {
  public:
   static constexpr size_t kChunkBytes = 1u << 20;

@@ -1,7 +1,6 @@
 #include "worker/train/core/checkpoint.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/sha256.h"
 
 namespace pendulum::train {
 namespace fs = std::filesystem;
@@ -69,28 +69,6 @@ absl::Status FsyncPath(const std::string& path, bool directory) {
 
 }  // namespace
 
-absl::StatusOr<std::string> Sha256File(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), std::streamsize(buf.size()));
-    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), size_t(in.gcount()));
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  static const char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) {
-    hex.push_back(kHex[md[i] >> 4]);
-    hex.push_back(kHex[md[i] & 15]);
-  }
-  return hex;
-}
-
 absl::StatusOr<SavedCheckpoint> SaveCheckpoint(const std::string& dir, const TrainPosition& pos,
                                                const v1::RunSpec& spec, const Model& model,
                                                const torch::optim::Optimizer* optimizer,
@@ -140,7 +118,7 @@ absl::StatusOr<SavedCheckpoint> SaveCheckpoint(const std::string& dir, const Tra
   }
   if (auto s = FsyncPath(dir, true); !s.ok()) return s;
   saved.bytes = FileSize(saved.path);
-  auto sha = Sha256File(saved.path);
+  auto sha = Sha256FileHex(saved.path);
   if (!sha.ok()) return sha.status();
   saved.sha256 = *sha;
   return saved;

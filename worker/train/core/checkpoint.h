@@ -68,7 +68,4 @@ class CheckpointReader {
   v1::RunSpec spec_;
 };
 
-// SHA-256 of a file, lowercase hex.
-absl::StatusOr<std::string> Sha256File(const std::string& path);
-
 }  // namespace pendulum::train

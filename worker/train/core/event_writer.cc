@@ -10,13 +10,11 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
 #include "proto/io/event_stream.h"
 
 namespace pendulum::train {
-
-// Declared in checkpoint.h, which pulls in LibTorch; this file stays torch-free.
-absl::StatusOr<std::string> Sha256File(const std::string& path);
 
 EventWriter::~EventWriter() {
   if (owns_fd_ && fd_ >= 0) ::close(fd_);
@@ -70,7 +68,7 @@ absl::Status EventWriter::EmitArtifact(int64_t step, const std::string& name, co
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(path, ec);
   if (ec) return absl::NotFoundError(absl::StrCat("artifact '", name, "': ", path, ": ", ec.message()));
-  PENDULUM_ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
+  PENDULUM_ASSIGN_OR_RETURN(std::string sha, Sha256FileHex(path));
   v1::TrainerEvent e;
   auto* a = e.mutable_artifact();
   a->set_step(step);

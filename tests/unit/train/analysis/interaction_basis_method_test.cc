@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/serialize/input-archive.h>
 
+#include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "proto/io/event_stream.h"
 #include "tests/unit/train/read_events.h"
@@ -147,7 +148,7 @@ TEST(InteractionBasisMethodTest, BlockDiagonalMlpRunRecoversItsTwoModules) {
     EXPECT_TRUE(std::filesystem::path(a.path()).is_absolute()) << a.path();
     EXPECT_TRUE(std::filesystem::equivalent(a.path(), art / name)) << a.path();
     EXPECT_EQ(a.bytes(), static_cast<int64_t>(std::filesystem::file_size(art / name)));
-    auto sha = Sha256File((art / name).string());
+    auto sha = Sha256FileHex((art / name).string());
     ASSERT_TRUE(sha.ok());
     EXPECT_EQ(a.sha256(), *sha);
   }

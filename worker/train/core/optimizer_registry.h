@@ -17,7 +17,6 @@
 // INVALID_ARGUMENT naming "spec.optimizer.<field>". Registration before
 // main(); read-only after.
 
-#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -28,6 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "pendulum/v1/run_spec.pb.h"
+#include "worker/train/core/name_registry.h"
 
 namespace pendulum::train {
 
@@ -53,43 +53,8 @@ class OptimizerMetrics {
 using OptimizerFactory = std::function<absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>>(
     const v1::OptimizerSpec& spec, const ParamGroups& params)>;
 
-class OptimizerRegistry {
- public:
-  // Header-only on purpose: method/model libraries register without linking
-  // train_core (which links them), so there is no static-library cycle.
-  static OptimizerRegistry& Global() {
-    static OptimizerRegistry registry;
-    return registry;
-  }
-  // Returns false (and keeps the first) if `name` is already registered.
-  bool Register(const std::string& name, OptimizerFactory factory) {
-    if (Find(name) != nullptr) return false;
-    entries_.emplace_back(name, std::move(factory));
-    return true;
-  }
-  // nullptr when not registered.
-  const OptimizerFactory* Find(const std::string& name) const {
-    for (const auto& [n, f] : entries_) {
-      if (n == name) return &f;
-    }
-    return nullptr;
-  }
-  std::vector<std::string> Names() const {  // sorted
-    std::vector<std::string> names;
-    for (const auto& e : entries_) names.push_back(e.first);
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  std::vector<std::pair<std::string, OptimizerFactory>> entries_;
-};
+using OptimizerRegistry = NameRegistry<OptimizerFactory>;
 
 }  // namespace pendulum::train
 
-#define PENDULUM_OPTIMIZER_CONCAT_INNER_(a, b) a##b
-#define PENDULUM_OPTIMIZER_CONCAT_(a, b) PENDULUM_OPTIMIZER_CONCAT_INNER_(a, b)
-#define PENDULUM_REGISTER_OPTIMIZER(type, ...)                                   \
-  static const bool PENDULUM_OPTIMIZER_CONCAT_(pendulum_optimizer_registered_, \
-                                               type) [[maybe_unused]] =          \
-      ::pendulum::train::OptimizerRegistry::Global().Register(#type, __VA_ARGS__)
+#define PENDULUM_REGISTER_OPTIMIZER(type, ...) PENDULUM_REGISTER_IN(OptimizerRegistry, type, __VA_ARGS__)

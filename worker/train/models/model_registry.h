@@ -13,13 +13,13 @@
 // throw: catch c10::Error inside. Registration happens before main(); lookups
 // afterwards are read-only and thread-safe.
 
-#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "pendulum/v1/run_spec.pb.h"
+#include "worker/train/core/name_registry.h"
 #include "worker/train/models/model.h"
 
 namespace pendulum::train {
@@ -27,42 +27,8 @@ namespace pendulum::train {
 using ModelBuilder =
     std::function<absl::StatusOr<ModelPtr>(const v1::ModelSpec& spec, const ModelInputs& inputs)>;
 
-class ModelRegistry {
- public:
-  // Header-only on purpose: method/model libraries register without linking
-  // train_core (which links them), so there is no static-library cycle.
-  static ModelRegistry& Global() {
-    static ModelRegistry registry;
-    return registry;
-  }
-  // Returns false (and keeps the first) if `name` is already registered.
-  bool Register(const std::string& name, ModelBuilder builder) {
-    if (Find(name) != nullptr) return false;
-    entries_.emplace_back(name, std::move(builder));
-    return true;
-  }
-  // nullptr when not registered.
-  const ModelBuilder* Find(const std::string& name) const {
-    for (const auto& [n, f] : entries_) {
-      if (n == name) return &f;
-    }
-    return nullptr;
-  }
-  std::vector<std::string> Names() const {  // sorted
-    std::vector<std::string> names;
-    for (const auto& e : entries_) names.push_back(e.first);
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  std::vector<std::pair<std::string, ModelBuilder>> entries_;
-};
+using ModelRegistry = NameRegistry<ModelBuilder>;
 
 }  // namespace pendulum::train
 
-#define PENDULUM_MODEL_CONCAT_INNER_(a, b) a##b
-#define PENDULUM_MODEL_CONCAT_(a, b) PENDULUM_MODEL_CONCAT_INNER_(a, b)
-#define PENDULUM_REGISTER_MODEL(arch, ...)                                                    \
-  static const bool PENDULUM_MODEL_CONCAT_(pendulum_model_registered_, arch) [[maybe_unused]] = \
-      ::pendulum::train::ModelRegistry::Global().Register(#arch, __VA_ARGS__)
+#define PENDULUM_REGISTER_MODEL(arch, ...) PENDULUM_REGISTER_IN(ModelRegistry, arch, __VA_ARGS__)

@@ -6,7 +6,9 @@
 function(pendulum_add_test)
   cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${T_NAME} ${T_SOURCES})
-  target_link_libraries(${T_NAME} PRIVATE ${T_DEPS} GTest::gtest GTest::gmock GTest::gtest_main pendulum::warnings)
+  target_link_libraries(${T_NAME} PRIVATE ${T_DEPS} GTest::gtest GTest::gmock pendulum::test_main pendulum::warnings)
+  # -rdynamic: the crash stack trace of test_main (tests/support/gtest_main.cc) names functions.
+  set_target_properties(${T_NAME} PROPERTIES ENABLE_EXPORTS ON)
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
   endif()

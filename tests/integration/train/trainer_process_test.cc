@@ -15,68 +15,16 @@
 #include "pendulum/v1/run_spec.pb.h"
 #include "proto/io/event_stream.h"
 #include "tests/support/test_paths.h"
+#include "tests/support/trainer_process.h"
 
 namespace pendulum {
 namespace {
 namespace fs = std::filesystem;
 
-fs::path TrainerBinary() { return testing::BinaryDir() / "worker" / "train" / "pendulum-train"; }
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<v1::TrainerEvent> ReadEvents(const fs::path& path) {
-  std::vector<v1::TrainerEvent> events;
-  size_t consumed = 0;
-  // A file still being written may end mid-record: keep the complete ones.
-  io::ParseDelimitedEvents(ReadFile(path), &events, &consumed).IgnoreError();
-  return events;
-}
-
-// A child process with stderr captured to a file; killed in the destructor.
-class Child {
- public:
-  Child(const std::vector<std::string>& args, const fs::path& stderr_path) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      int fd = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, 2);
-      std::vector<char*> argv;
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-  }
-  ~Child() {
-    if (pid_ > 0 && !reaped_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  // Exit code (128+signal when killed), or -1 on timeout.
-  int Wait(double timeout_s) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        reaped_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return -1;
-  }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-  bool reaped_ = false;
-};
+using pendulum::testing::ChildProcess;
+using pendulum::testing::ReadCompleteEvents;
+using pendulum::testing::ReadWholeFile;
+using pendulum::testing::TrainerBinary;
 
 v1::RunSpec SyntheticSpec() {
   v1::RunSpec s;
@@ -127,14 +75,14 @@ void ExpectWellFormed(const std::vector<v1::TrainerEvent>& events) {
 
 TEST(TrainerProcessTest, StandaloneSyntheticRunWritesAValidEventFile) {
   auto dir = testing::MakeTestTempDir();
-  Child c(Args(WriteSpec(dir, SyntheticSpec()), dir / "out"), dir / "stderr");
-  ASSERT_EQ(c.Wait(60), 0) << ReadFile(dir / "stderr");
-  auto events = ReadEvents(dir / "out" / "events.pb");
+  ChildProcess c(Args(WriteSpec(dir, SyntheticSpec()), dir / "out"), dir / "stderr");
+  ASSERT_EQ(c.Wait(60), 0) << ReadWholeFile(dir / "stderr");
+  auto events = ReadCompleteEvents(dir / "out" / "events.pb");
   ExpectWellFormed(events);
   EXPECT_TRUE(events.back().finished().ok());
   EXPECT_EQ(events.back().finished().final_step(), 32);
   EXPECT_TRUE(fs::exists(dir / "out" / "checkpoints" / "step-32.ckpt"));
-  EXPECT_NE(ReadFile(dir / "stderr").find("step 30/32"), std::string::npos);  // human progress
+  EXPECT_NE(ReadWholeFile(dir / "stderr").find("step 30/32"), std::string::npos);  // human progress
 }
 
 TEST(TrainerProcessTest, EventsGoToTheGivenFileDescriptor) {
@@ -147,11 +95,11 @@ TEST(TrainerProcessTest, EventsGoToTheGivenFileDescriptor) {
   ASSERT_GE(fd, 0);
   ASSERT_EQ(dup2(fd, 7), 7);
   close(fd);
-  Child c(Args(WriteSpec(dir, spec), dir / "out", {"--events-fd", "7", "--run-id", "12", "--attempt", "2"}),
+  ChildProcess c(Args(WriteSpec(dir, spec), dir / "out", {"--events-fd", "7", "--run-id", "12", "--attempt", "2"}),
           dir / "stderr");
   close(7);
-  ASSERT_EQ(c.Wait(60), 0) << ReadFile(dir / "stderr");
-  ExpectWellFormed(ReadEvents(events_path));
+  ASSERT_EQ(c.Wait(60), 0) << ReadWholeFile(dir / "stderr");
+  ExpectWellFormed(ReadCompleteEvents(events_path));
   EXPECT_FALSE(fs::exists(dir / "out" / "events.pb"));
 }
 
@@ -164,9 +112,9 @@ TEST(TrainerProcessTest, JsonSpecIsAccepted) {
     "optimizer": {"type": "adam", "lr": 0.01},
     "schedule": {"epochs": 1, "batch_size": 16}
   })";
-  Child c(Args(dir / "spec.json", dir / "out"), dir / "stderr");
-  ASSERT_EQ(c.Wait(60), 0) << ReadFile(dir / "stderr");
-  auto events = ReadEvents(dir / "out" / "events.pb");
+  ChildProcess c(Args(dir / "spec.json", dir / "out"), dir / "stderr");
+  ASSERT_EQ(c.Wait(60), 0) << ReadWholeFile(dir / "stderr");
+  auto events = ReadCompleteEvents(dir / "out" / "events.pb");
   ExpectWellFormed(events);
   EXPECT_EQ(events.back().finished().final_step(), 4);
 }
@@ -191,10 +139,10 @@ TEST(TrainerProcessTest, RealFashionMnistLossFalls) {
   s.mutable_schedule()->set_lr_schedule("cosine");
   s.mutable_logging()->set_metrics_every_steps(16);
   const auto t0 = std::chrono::steady_clock::now();
-  Child c(Args(WriteSpec(dir, s), dir / "out"), dir / "stderr");
-  ASSERT_EQ(c.Wait(120), 0) << ReadFile(dir / "stderr");
+  ChildProcess c(Args(WriteSpec(dir, s), dir / "out"), dir / "stderr");
+  ASSERT_EQ(c.Wait(120), 0) << ReadWholeFile(dir / "stderr");
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  auto events = ReadEvents(dir / "out" / "events.pb");
+  auto events = ReadCompleteEvents(dir / "out" / "events.pb");
   ExpectWellFormed(events);
   std::vector<double> losses;
   double eval_acc = 0;
@@ -219,10 +167,10 @@ TEST(TrainerProcessTest, MissingDatasetExits3NamingThePath) {
   s.mutable_data()->set_dataset("fashion_mnist");
   s.mutable_data()->clear_synthetic();  // the validator rejects synthetic options here
   s.mutable_data()->set_path((dir / "no-such-dir").string());
-  Child c(Args(WriteSpec(dir, s), dir / "out"), dir / "stderr");
+  ChildProcess c(Args(WriteSpec(dir, s), dir / "out"), dir / "stderr");
   EXPECT_EQ(c.Wait(60), 3);
-  EXPECT_NE(ReadFile(dir / "stderr").find((dir / "no-such-dir").string()), std::string::npos);
-  auto events = ReadEvents(dir / "out" / "events.pb");
+  EXPECT_NE(ReadWholeFile(dir / "stderr").find((dir / "no-such-dir").string()), std::string::npos);
+  auto events = ReadCompleteEvents(dir / "out" / "events.pb");
   ExpectWellFormed(events);
   EXPECT_FALSE(events.back().finished().ok());
   EXPECT_NE(events.back().finished().message().find("no-such-dir"), std::string::npos);
@@ -230,15 +178,15 @@ TEST(TrainerProcessTest, MissingDatasetExits3NamingThePath) {
 
 TEST(TrainerProcessTest, BadCommandLineAndSpecExit2) {
   auto dir = testing::MakeTestTempDir();
-  Child a({TrainerBinary().string(), "--spec", "x.pb"}, dir / "stderr-a");
+  ChildProcess a({TrainerBinary().string(), "--spec", "x.pb"}, dir / "stderr-a");
   EXPECT_EQ(a.Wait(30), 2);
-  EXPECT_NE(ReadFile(dir / "stderr-a").find("--out is required"), std::string::npos);
-  Child b({TrainerBinary().string(), "--spec", "x.pb", "--out", dir.string(), "--bogus", "1"}, dir / "stderr-b");
+  EXPECT_NE(ReadWholeFile(dir / "stderr-a").find("--out is required"), std::string::npos);
+  ChildProcess b({TrainerBinary().string(), "--spec", "x.pb", "--out", dir.string(), "--bogus", "1"}, dir / "stderr-b");
   EXPECT_EQ(b.Wait(30), 2);
   std::ofstream(dir / "garbage.pb") << "\xff\xff\xff not a proto";
-  Child c(Args(dir / "garbage.pb", dir / "out"), dir / "stderr-c");
+  ChildProcess c(Args(dir / "garbage.pb", dir / "out"), dir / "stderr-c");
   EXPECT_EQ(c.Wait(30), 2);
-  auto events = ReadEvents(dir / "out" / "events.pb");
+  auto events = ReadCompleteEvents(dir / "out" / "events.pb");
   ExpectWellFormed(events);
   EXPECT_NE(events.back().finished().message().find("invalid spec"), std::string::npos);
 }
@@ -248,7 +196,7 @@ template <typename Pred>
 bool WaitForEvents(const fs::path& path, Pred pred, double timeout_s) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (pred(ReadEvents(path))) return true;
+    if (pred(ReadCompleteEvents(path))) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
@@ -262,12 +210,12 @@ TEST(TrainerProcessTest, Sigusr1CheckpointsAndSigtermStopsWith143) {
   s.mutable_schedule()->set_lr_schedule("constant");
   s.mutable_logging()->set_metrics_every_steps(1);
   const fs::path events = dir / "out" / "events.pb";
-  Child c(Args(WriteSpec(dir, s), dir / "out"), dir / "stderr");
+  ChildProcess c(Args(WriteSpec(dir, s), dir / "out"), dir / "stderr");
   auto has_scalars = [](const std::vector<v1::TrainerEvent>& ev) {
     for (const auto& e : ev) if (e.has_scalars()) return true;
     return false;
   };
-  ASSERT_TRUE(WaitForEvents(events, has_scalars, 60)) << ReadFile(dir / "stderr");
+  ASSERT_TRUE(WaitForEvents(events, has_scalars, 60)) << ReadWholeFile(dir / "stderr");
   // With checkpoint_every_steps 0 and long epochs, checkpoints come only from
   // the signals here; count them before and after.
   auto checkpoints = [](const std::vector<v1::TrainerEvent>& ev) {
@@ -275,12 +223,12 @@ TEST(TrainerProcessTest, Sigusr1CheckpointsAndSigtermStopsWith143) {
     for (const auto& e : ev) n += e.has_checkpoint();
     return n;
   };
-  const int before = checkpoints(ReadEvents(events));
+  const int before = checkpoints(ReadCompleteEvents(events));
   ASSERT_EQ(kill(c.pid(), SIGUSR1), 0);
   ASSERT_TRUE(WaitForEvents(events, [&](const auto& ev) { return checkpoints(ev) > before; }, 30));
   ASSERT_EQ(kill(c.pid(), SIGTERM), 0);
-  EXPECT_EQ(c.Wait(30), 143) << ReadFile(dir / "stderr");
-  auto ev = ReadEvents(events);
+  EXPECT_EQ(c.Wait(30), 143) << ReadWholeFile(dir / "stderr");
+  auto ev = ReadCompleteEvents(events);
   ExpectWellFormed(ev);
   ASSERT_TRUE(ev.back().has_finished());
   EXPECT_FALSE(ev.back().finished().ok());
@@ -293,9 +241,9 @@ TEST(TrainerProcessTest, Sigusr1CheckpointsAndSigtermStopsWith143) {
 
   // The requeued attempt resumes from it and continues the step numbering.
   s.mutable_schedule()->set_max_steps(final_step + 3);
-  Child r(Args(WriteSpec(dir, s), dir / "out2", {"--resume", ckpt.string()}), dir / "stderr2");
-  ASSERT_EQ(r.Wait(60), 0) << ReadFile(dir / "stderr2");
-  auto ev2 = ReadEvents(dir / "out2" / "events.pb");
+  ChildProcess r(Args(WriteSpec(dir, s), dir / "out2", {"--resume", ckpt.string()}), dir / "stderr2");
+  ASSERT_EQ(r.Wait(60), 0) << ReadWholeFile(dir / "stderr2");
+  auto ev2 = ReadCompleteEvents(dir / "out2" / "events.pb");
   ExpectWellFormed(ev2);
   EXPECT_EQ(ev2.front().started().first_step(), final_step);
   EXPECT_EQ(ev2.back().finished().final_step(), final_step + 3);

@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "proto/io/event_stream.h"
 #include "tests/unit/train/read_events.h"
+#include "tests/unit/train/run_trainer.h"
 #include "tests/support/test_paths.h"
 #include "worker/train/analysis/interaction_basis_method.h"
 #include "worker/train/core/checkpoint.h"
@@ -29,16 +30,11 @@ using ::pendulum::train::testing::ReadEvents;
 
 TrainResult RunTrainer(const v1::RunSpec& spec, const std::filesystem::path& dir,
                        const std::string& init = "") {
-  auto ev = EventWriter::OpenFile((dir / "events.pb").string());
-  EXPECT_TRUE(ev.ok());
   TrainerOptions o;
   o.spec = spec;
-  o.out_dir = dir.string();
   o.init_path = init;
-  o.progress = false;
   o.threads = 1;
-  Trainer t(o, ev->get());
-  return t.Run();
+  return testing::RunTrainerInDir(dir, o);
 }
 
 std::map<std::string, double> AllScalars(const std::vector<v1::TrainerEvent>& events) {

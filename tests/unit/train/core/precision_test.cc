@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/support/test_paths.h"
+#include "tests/unit/train/run_trainer.h"
 #include "worker/train/core/trainer.h"
 
 namespace pendulum::train {
@@ -46,15 +47,10 @@ TEST(PrecisionTest, TrainerAskedForBf16OnTheCpuFailsAtSetupWithExit2) {
   s.mutable_optimizer()->set_lr(0.1);
   s.mutable_schedule()->set_max_steps(2);
   s.mutable_schedule()->set_batch_size(8);
-  auto ev = EventWriter::OpenFile((dir / "events.pb").string());
-  ASSERT_TRUE(ev.ok());
   TrainerOptions o;
   o.spec = s;
-  o.out_dir = dir.string();
-  o.progress = false;
   o.precision = "bf16";
-  Trainer t(o, ev->get());
-  TrainResult r = t.Run();
+  TrainResult r = testing::RunTrainerInDir(dir, o);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.status.message().find("bf16"), std::string::npos) << r.status;
 }

@@ -13,8 +13,9 @@
 
 #include "gtest/gtest.h"
 #include "proto/io/event_stream.h"
-#include "tests/unit/train/read_events.h"
 #include "tests/support/test_paths.h"
+#include "tests/unit/train/read_events.h"
+#include "tests/unit/train/run_trainer.h"
 #include "worker/train/core/method_registry.h"
 
 namespace pendulum::train {
@@ -51,16 +52,11 @@ v1::RunSpec TinySpec() {
 using ::pendulum::train::testing::ReadEvents;
 
 TrainResult RunTrainer(const v1::RunSpec& spec, const std::filesystem::path& dir,
-                    const std::string& resume = "") {
-  auto ev = EventWriter::OpenFile((dir / "events.pb").string());
-  EXPECT_TRUE(ev.ok());
+                       const std::string& resume = "") {
   TrainerOptions o;
   o.spec = spec;
-  o.out_dir = dir.string();
   o.resume_path = resume;
-  o.progress = false;
-  Trainer t(o, ev->get());
-  return t.Run();
+  return testing::RunTrainerInDir(dir, o);
 }
 
 // step → values of the "loss" Scalars events.

@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "tests/support/test_paths.h"
 #include "tests/unit/train/read_events.h"
+#include "tests/unit/train/run_trainer.h"
 #include "worker/train/core/autocast_scope.h"
 #include "worker/train/core/gpu_memory_cap.h"
 #include "worker/train/core/trainer.h"
@@ -172,19 +173,11 @@ struct RunOutcome {
 
 RunOutcome RunOnCuda(const v1::RunSpec& spec, const std::string& precision) {
   auto dir = pendulum::testing::MakeTestTempDir();
-  auto ev = EventWriter::OpenFile((dir / "events.pb").string());
-  EXPECT_TRUE(ev.ok());
   TrainerOptions o;
   o.spec = spec;
-  o.out_dir = dir.string();
-  o.progress = false;
   o.precision = precision;
   RunOutcome out;
-  {
-    Trainer t(o, ev->get());
-    out.result = t.Run();
-  }
-  ev->reset();
+  out.result = testing::RunTrainerInDir(dir, o);
   out.events = ReadEvents(dir / "events.pb");
   return out;
 }

@@ -29,6 +29,7 @@
 #include "pendulum/v1/run_spec.pb.h"
 #include "proto/io/event_stream.h"
 #include "tests/support/test_paths.h"
+#include "tests/support/trainer_process.h"
 #include "worker/train/data/dataset_factory.h"
 #include "worker/train/incremental/class_order.h"
 #include "worker/train/incremental/exemplar_memory.h"
@@ -37,68 +38,10 @@ namespace pendulum::train::incremental {
 namespace {
 namespace fs = std::filesystem;
 
-fs::path TrainerBinary() { return pendulum::testing::BinaryDir() / "worker" / "train" / "pendulum-train"; }
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<v1::TrainerEvent> ReadEvents(const fs::path& path) {
-  std::vector<v1::TrainerEvent> events;
-  size_t consumed = 0;
-  // A file still being written may end mid-record: keep the complete ones.
-  io::ParseDelimitedEvents(ReadFile(path), &events, &consumed).IgnoreError();
-  return events;
-}
-
-// A child process with stderr to a file; SIGKILLed and reaped in the destructor.
-class Child {
- public:
-  Child(const std::vector<std::string>& args, const fs::path& stderr_path) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      int fd = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, 2);
-      std::vector<char*> argv;
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-  }
-  ~Child() {
-    if (pid_ > 0 && !reaped_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  // Exit code (128+signal when killed), -1 while running / on timeout.
-  int Poll() {
-    int status = 0;
-    if (!reaped_ && waitpid(pid_, &status, WNOHANG) == pid_) {
-      reaped_ = true;
-      code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    return reaped_ ? code_ : -1;
-  }
-  int Wait(double timeout_s) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (Poll() >= 0) return code_;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return -1;
-  }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-  bool reaped_ = false;
-  int code_ = -1;
-};
+using pendulum::testing::ChildProcess;
+using pendulum::testing::ReadCompleteEvents;
+using pendulum::testing::ReadWholeFile;
+using pendulum::testing::TrainerBinary;
 
 constexpr int64_t kClasses = 6;
 constexpr int64_t kBudget = 30;
@@ -211,10 +154,10 @@ TEST(IncrementalResumeProcessTest, KilledInStageTwoResumesThereWithItsMemory) {
 
   // A: uninterrupted.
   {
-    Child a(Args(spec, dir / "a"), dir / "a.stderr");
-    ASSERT_EQ(a.Wait(120), 0) << ReadFile(dir / "a.stderr");
+    ChildProcess a(Args(spec, dir / "a"), dir / "a.stderr");
+    ASSERT_EQ(a.Wait(120), 0) << ReadWholeFile(dir / "a.stderr");
   }
-  auto a_events = ReadEvents(dir / "a" / "events.pb");
+  auto a_events = ReadCompleteEvents(dir / "a" / "events.pb");
   auto a_stage2 = StageStartCheckpoint(dir / "a", a_events, 2);
   ASSERT_TRUE(a_stage2.has_value()) << "run A wrote no stage-2 start checkpoint";
   const std::map<std::string, double> a_last = LastScalars(a_events);
@@ -227,17 +170,17 @@ TEST(IncrementalResumeProcessTest, KilledInStageTwoResumesThereWithItsMemory) {
   // B: SIGKILL as soon as its stage-2 start checkpoint is reported.
   std::optional<fs::path> b_stage2;
   {
-    Child b(Args(spec, dir / "b"), dir / "b.stderr");
+    ChildProcess b(Args(spec, dir / "b"), dir / "b.stderr");
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     while (!b_stage2 && std::chrono::steady_clock::now() < deadline && b.Poll() < 0) {
-      b_stage2 = StageStartCheckpoint(dir / "b", ReadEvents(dir / "b" / "events.pb"), 2);
+      b_stage2 = StageStartCheckpoint(dir / "b", ReadCompleteEvents(dir / "b" / "events.pb"), 2);
       if (!b_stage2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    ASSERT_TRUE(b_stage2.has_value()) << ReadFile(dir / "b.stderr");
+    ASSERT_TRUE(b_stage2.has_value()) << ReadWholeFile(dir / "b.stderr");
     kill(b.pid(), SIGKILL);
     ASSERT_EQ(b.Wait(30), 128 + SIGKILL) << "run B finished before it could be killed mid-scenario";
   }
-  auto b_events = ReadEvents(dir / "b" / "events.pb");
+  auto b_events = ReadCompleteEvents(dir / "b" / "events.pb");
   ASSERT_FALSE(b_events.empty());
   EXPECT_FALSE(b_events.back().has_finished());  // killed, not stopped
   EXPECT_FALSE(AnyScalar(b_events, "incremental/avg_inc_acc"));
@@ -259,10 +202,10 @@ TEST(IncrementalResumeProcessTest, KilledInStageTwoResumesThereWithItsMemory) {
 
   // C: the requeued attempt resumes from B's stage-2 checkpoint.
   {
-    Child c(Args(spec, dir / "c", {"--resume", b_stage2->string()}), dir / "c.stderr");
-    ASSERT_EQ(c.Wait(120), 0) << ReadFile(dir / "c.stderr");
+    ChildProcess c(Args(spec, dir / "c", {"--resume", b_stage2->string()}), dir / "c.stderr");
+    ASSERT_EQ(c.Wait(120), 0) << ReadWholeFile(dir / "c.stderr");
   }
-  auto c_events = ReadEvents(dir / "c" / "events.pb");
+  auto c_events = ReadCompleteEvents(dir / "c" / "events.pb");
   ASSERT_FALSE(c_events.empty());
   ASSERT_TRUE(c_events.front().has_started());
   EXPECT_EQ(c_events.front().started().first_step(), PositionOf(*b_stage2).step);

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "proto/io/event_stream.h"
 #include "tests/unit/train/read_events.h"
+#include "tests/unit/train/run_trainer.h"
 #include "tests/support/test_paths.h"
 #include "worker/train/core/method_registry.h"
 #include "worker/train/core/trainer.h"
@@ -48,15 +49,10 @@ v1::RunSpec TinySpec() {
 using ::pendulum::train::testing::ReadEvents;
 
 TrainResult RunTrainer(const v1::RunSpec& spec, const std::filesystem::path& dir) {
-  auto ev = EventWriter::OpenFile((dir / "events.pb").string());
-  EXPECT_TRUE(ev.ok());
   TrainerOptions o;
   o.spec = spec;
-  o.out_dir = dir.string();
-  o.progress = false;
   o.threads = 1;
-  Trainer t(o, ev->get());
-  return t.Run();
+  return testing::RunTrainerInDir(dir, o);
 }
 
 // The last Scalars event that has `key`.

@@ -1,10 +1,11 @@
 #pragma once
-// The real pendulum-train binary as a child process, for the tests that run it
-// stand-alone (tests/integration/train/trainer_process_test.cc, the
-// incremental resume test): where the binary is, the events of an events.pb
-// that may still be growing, and a child that is SIGKILLed and reaped if the
-// test leaves it running. Header-only; use from the test thread. Tests that
-// include it link event_io (proto/io/event_stream.h).
+// The real pendulum-train binary as a child process, for the tests that run
+// it stand-alone (tests/integration/train/trainer_process_test.cc, the
+// incremental resume test): where the binary is, its spec file and argument
+// list, the events of an events.pb that may still be growing, and a child
+// that is SIGKILLed and reaped if the test leaves it running. Header-only;
+// use from the test thread. Tests that include it link event_io and
+// proto_messages.
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -12,10 +13,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "pendulum/v1/run_spec.pb.h"
 #include "proto/io/event_stream.h"
 #include "tests/support/child_command.h"
 #include "tests/support/test_paths.h"
@@ -31,6 +34,22 @@ inline std::vector<v1::TrainerEvent> ReadCompleteEvents(const std::filesystem::p
   size_t consumed = 0;
   io::ParseDelimitedEvents(ReadWholeFile(path), &events, &consumed).IgnoreError();
   return events;
+}
+
+// Writes `spec` as <dir>/spec.pb (binary RunSpec, as the worker hands it over).
+inline std::filesystem::path WriteSpecFile(const std::filesystem::path& dir, const v1::RunSpec& spec) {
+  const std::filesystem::path path = dir / "spec.pb";
+  std::ofstream(path, std::ios::binary) << spec.SerializeAsString();
+  return path;
+}
+
+// pendulum-train --spec SPEC --out OUT --threads THREADS, then `extra`.
+inline std::vector<std::string> TrainerArgs(const std::filesystem::path& spec, const std::filesystem::path& out,
+                                            int threads, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {TrainerBinary().string(), "--spec", spec.string(),
+                                   "--out", out.string(), "--threads", std::to_string(threads)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
 }
 
 // A child with stdin and stdout on /dev/null and stderr to a file; other open

@@ -25,6 +25,7 @@ using pendulum::testing::ChildProcess;
 using pendulum::testing::ReadCompleteEvents;
 using pendulum::testing::ReadWholeFile;
 using pendulum::testing::TrainerBinary;
+using pendulum::testing::WriteSpecFile;
 
 v1::RunSpec SyntheticSpec() {
   v1::RunSpec s;
@@ -47,18 +48,8 @@ v1::RunSpec SyntheticSpec() {
   return s;
 }
 
-fs::path WriteSpec(const fs::path& dir, const v1::RunSpec& spec) {
-  fs::path p = dir / "spec.pb";
-  std::ofstream(p, std::ios::binary) << spec.SerializeAsString();
-  return p;
-}
-
-std::vector<std::string> Args(const fs::path& spec, const fs::path& out,
-                              std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {TrainerBinary().string(), "--spec", spec.string(), "--out", out.string(),
-                                "--threads", "2"};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
+std::vector<std::string> Args(const fs::path& spec, const fs::path& out, std::vector<std::string> extra = {}) {
+  return pendulum::testing::TrainerArgs(spec, out, 2, std::move(extra));
 }
 
 void ExpectWellFormed(const std::vector<v1::TrainerEvent>& events) {
@@ -75,7 +66,7 @@ void ExpectWellFormed(const std::vector<v1::TrainerEvent>& events) {
 
 TEST(TrainerProcessTest, StandaloneSyntheticRunWritesAValidEventFile) {
   auto dir = testing::MakeTestTempDir();
-  ChildProcess c(Args(WriteSpec(dir, SyntheticSpec()), dir / "out"), dir / "stderr");
+  ChildProcess c(Args(WriteSpecFile(dir, SyntheticSpec()), dir / "out"), dir / "stderr");
   ASSERT_EQ(c.Wait(60), 0) << ReadWholeFile(dir / "stderr");
   auto events = ReadCompleteEvents(dir / "out" / "events.pb");
   ExpectWellFormed(events);
@@ -95,7 +86,7 @@ TEST(TrainerProcessTest, EventsGoToTheGivenFileDescriptor) {
   ASSERT_GE(fd, 0);
   ASSERT_EQ(dup2(fd, 7), 7);
   close(fd);
-  ChildProcess c(Args(WriteSpec(dir, spec), dir / "out", {"--events-fd", "7", "--run-id", "12", "--attempt", "2"}),
+  ChildProcess c(Args(WriteSpecFile(dir, spec), dir / "out", {"--events-fd", "7", "--run-id", "12", "--attempt", "2"}),
           dir / "stderr");
   close(7);
   ASSERT_EQ(c.Wait(60), 0) << ReadWholeFile(dir / "stderr");
@@ -139,7 +130,7 @@ TEST(TrainerProcessTest, RealFashionMnistLossFalls) {
   s.mutable_schedule()->set_lr_schedule("cosine");
   s.mutable_logging()->set_metrics_every_steps(16);
   const auto t0 = std::chrono::steady_clock::now();
-  ChildProcess c(Args(WriteSpec(dir, s), dir / "out"), dir / "stderr");
+  ChildProcess c(Args(WriteSpecFile(dir, s), dir / "out"), dir / "stderr");
   ASSERT_EQ(c.Wait(120), 0) << ReadWholeFile(dir / "stderr");
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto events = ReadCompleteEvents(dir / "out" / "events.pb");
@@ -167,7 +158,7 @@ TEST(TrainerProcessTest, MissingDatasetExits3NamingThePath) {
   s.mutable_data()->set_dataset("fashion_mnist");
   s.mutable_data()->clear_synthetic();  // the validator rejects synthetic options here
   s.mutable_data()->set_path((dir / "no-such-dir").string());
-  ChildProcess c(Args(WriteSpec(dir, s), dir / "out"), dir / "stderr");
+  ChildProcess c(Args(WriteSpecFile(dir, s), dir / "out"), dir / "stderr");
   EXPECT_EQ(c.Wait(60), 3);
   EXPECT_NE(ReadWholeFile(dir / "stderr").find((dir / "no-such-dir").string()), std::string::npos);
   auto events = ReadCompleteEvents(dir / "out" / "events.pb");
@@ -210,7 +201,7 @@ TEST(TrainerProcessTest, Sigusr1CheckpointsAndSigtermStopsWith143) {
   s.mutable_schedule()->set_lr_schedule("constant");
   s.mutable_logging()->set_metrics_every_steps(1);
   const fs::path events = dir / "out" / "events.pb";
-  ChildProcess c(Args(WriteSpec(dir, s), dir / "out"), dir / "stderr");
+  ChildProcess c(Args(WriteSpecFile(dir, s), dir / "out"), dir / "stderr");
   auto has_scalars = [](const std::vector<v1::TrainerEvent>& ev) {
     for (const auto& e : ev) if (e.has_scalars()) return true;
     return false;
@@ -241,7 +232,7 @@ TEST(TrainerProcessTest, Sigusr1CheckpointsAndSigtermStopsWith143) {
 
   // The requeued attempt resumes from it and continues the step numbering.
   s.mutable_schedule()->set_max_steps(final_step + 3);
-  ChildProcess r(Args(WriteSpec(dir, s), dir / "out2", {"--resume", ckpt.string()}), dir / "stderr2");
+  ChildProcess r(Args(WriteSpecFile(dir, s), dir / "out2", {"--resume", ckpt.string()}), dir / "stderr2");
   ASSERT_EQ(r.Wait(60), 0) << ReadWholeFile(dir / "stderr2");
   auto ev2 = ReadCompleteEvents(dir / "out2" / "events.pb");
   ExpectWellFormed(ev2);

@@ -42,6 +42,7 @@ using pendulum::testing::ChildProcess;
 using pendulum::testing::ReadCompleteEvents;
 using pendulum::testing::ReadWholeFile;
 using pendulum::testing::TrainerBinary;
+using pendulum::testing::WriteSpecFile;
 
 constexpr int64_t kClasses = 6;
 constexpr int64_t kBudget = 30;
@@ -79,17 +80,8 @@ v1::RunSpec IncrementalSpec() {
   return s;
 }
 
-fs::path WriteSpec(const fs::path& dir, const v1::RunSpec& spec) {
-  fs::path p = dir / "spec.pb";
-  std::ofstream(p, std::ios::binary) << spec.SerializeAsString();
-  return p;
-}
-
 std::vector<std::string> Args(const fs::path& spec, const fs::path& out, std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {TrainerBinary().string(), "--spec", spec.string(), "--out", out.string(),
-                                "--threads", "1"};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
+  return pendulum::testing::TrainerArgs(spec, out, 1, std::move(extra));
 }
 
 ExemplarMemory MemoryOf(const fs::path& ckpt) {
@@ -150,7 +142,7 @@ bool AnyScalar(const std::vector<v1::TrainerEvent>& events, const std::string& n
 TEST(IncrementalResumeProcessTest, KilledInStageTwoResumesThereWithItsMemory) {
   if (!fs::exists(TrainerBinary())) GTEST_SKIP() << "pendulum-train not built at " << TrainerBinary();
   const fs::path dir = pendulum::testing::MakeTestTempDir();
-  const fs::path spec = WriteSpec(dir, IncrementalSpec());
+  const fs::path spec = WriteSpecFile(dir, IncrementalSpec());
 
   // A: uninterrupted.
   {

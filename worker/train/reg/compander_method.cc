@@ -93,9 +93,10 @@ void CompanderMethod::AddEvalScalars(const StepInfo&, const torch::Tensor& logit
       max_abs, near_zero / std::max(total, 1.0), saturated / std::max(total, 1.0), static_cast<int>(total));
 }
 
-absl::Status CompanderMethod::OnTrainEnd(const StepInfo&) {
+absl::Status CompanderMethod::OnTrainEnd(const StepInfo& info) {
   compander_->Export();
   if (ctx_.out_dir.empty()) return absl::OkStatus();
+  const std::string path = (ctx_.out_dir / "model_export.pt").string();
   try {
     torch::serialize::OutputArchive archive;
     for (const auto& p : model_->named_parameters()) {
@@ -104,11 +105,15 @@ absl::Status CompanderMethod::OnTrainEnd(const StepInfo&) {
     for (const auto& b : model_->named_buffers()) {
       if (!WeightCompander::IsHyperParameterName(b.key())) archive.write(b.key(), b.value().cpu(), /*is_buffer=*/true);
     }
-    archive.save_to((ctx_.out_dir / "model_export.pt").string());
+    archive.save_to(path);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("compander: writing model_export.pt: ", e.what_without_backtrace()));
   }
-  return absl::OkStatus();
+  // The inference weights go to the server like an analysis result, so
+  // `pendulum artifact RUN compander/model_export.pt` fetches them; the
+  // worker's out dir is gone once the attempt is delivered.
+  if (ctx_.events == nullptr) return absl::OkStatus();
+  return ctx_.events->EmitArtifact(info.step, "compander/model_export.pt", path, "model");
 }
 
 PENDULUM_REGISTER_METHOD(compander, [](const TrainContext& ctx)

@@ -4,7 +4,8 @@
 // every forward, keeps log A/log β out of weight decay, emits the §4.3 metrics
 // (effective-weight statistics per layer at each evaluation, A/β on metric
 // steps), and at the end exports f(v) to <out_dir>/model_export.pt (trap
-// 4.4.1; the run's checkpoints hold v so they stay resumable). Results are
+// 4.4.1; the run's checkpoints hold v so they stay resumable), announced as
+// the named artifact compander/model_export.pt (kind "model"). Results are
 // "WC-like (family X)" (§4 GAP). Training thread only.
 
 #include <memory>

@@ -95,6 +95,17 @@ TEST(CompanderMethodTest, TrainsReportsStatsAndExportsEffectiveWeights) {
   ASSERT_TRUE(events.back().has_finished());
   EXPECT_NE(events.back().finished().message().find("WC-like (family tanh, learnable"), std::string::npos)
       << events.back().finished().message();
+  // The export is announced as a named artifact, so the worker uploads it.
+  int exported = 0;
+  for (const auto& e : events) {
+    if (!e.has_artifact()) continue;
+    ++exported;
+    EXPECT_EQ(e.artifact().name(), "compander/model_export.pt");
+    EXPECT_EQ(e.artifact().kind(), "model");
+    EXPECT_EQ(e.artifact().path(), std::filesystem::absolute(dir / "model_export.pt").string());
+    EXPECT_EQ(e.artifact().bytes(), int64_t(std::filesystem::file_size(dir / "model_export.pt")));
+  }
+  EXPECT_EQ(exported, 1);
   // The export holds f(v): bounded by A of its layer (tanh family), and no A/β tensors.
   ASSERT_TRUE(std::filesystem::exists(dir / "model_export.pt"));
   torch::serialize::InputArchive archive;

@@ -264,6 +264,11 @@ void CheckIncremental(const v1::RunSpec& spec, Checker* c) {
                           ") do not split into whole stages of that size"));
     }
   }
+  // Scenario::Make (worker/train/incremental/scenario.cc): the class order
+  // is a NumPy-legacy permutation seeded with a uint32.
+  if (m.has_class_order_seed()) {
+    c->UIntMax(p + ".class_order_seed", m.class_order_seed(), 0xffffffffULL, " (< 2^32)");
+  }
   if (m.has_memory_size()) c->UIntMax(p + ".memory_size", m.memory_size(), 10000000);
   c->OneOf(p + ".exemplar_selection", m.exemplar_selection(), {"herding", "random"}, true);
   if (m.has_kd_temperature()) c->AtLeast(p + ".kd_temperature", m.kd_temperature(), 0, false);
@@ -271,6 +276,110 @@ void CheckIncremental(const v1::RunSpec& spec, Checker* c) {
     c->Add(p + ".weight_aligning.norm", absl::StrCat("got ", m.weight_aligning().norm(), ", must be 1 or 2"));
   }
   c->UIntMax(p + ".epochs_per_stage", m.epochs_per_stage(), 100000);
+}
+
+// The rules below copy the trainer's own checks (cited per field) so that a
+// bad spec is refused at submit, not when pendulum-train starts on a worker.
+// The trainer keeps its checks (defence in depth); keep the two in step.
+void CheckCompander(const v1::RunSpec& spec, Checker* c) {
+  const std::string p = "spec.method.compander";
+  const v1::CompanderMethod& m = spec.method().compander();
+  // ParseCompanderFamily (worker/train/reg/compander_function.cc) takes "",
+  // tanh, mu_law, power and the alias mulaw.
+  const std::string& f = m.family();
+  if (!(f.empty() || f == "tanh" || f == "mu_law" || f == "mulaw" || f == "power")) {
+    c->Add(p + ".family", absl::StrCat("got '", f, "', must be one of: tanh, mu_law, power (mulaw = mu_law)"));
+  }
+  // WeightCompander::Attach (worker/train/reg/weight_compander.cc).
+  if (m.has_a()) c->AtLeast(p + ".a", m.a(), 0, false);
+  if (m.has_a_std_multiplier()) c->AtLeast(p + ".a_std_multiplier", m.a_std_multiplier(), 0, false);
+  if (m.has_beta()) {
+    if (f == "power") {
+      if (!std::isfinite(m.beta()) || !(m.beta() > 0 && m.beta() < 1)) {
+        c->Add(p + ".beta", absl::StrCat("got ", Checker::Num(m.beta()),
+                                         ", must be > 0 and < 1 (the power family's exponent p)"));
+      }
+    } else {
+      c->AtLeast(p + ".beta", m.beta(), 0, false);
+    }
+  }
+  // CompanderMethod::OptionsFromSpec (worker/train/reg/compander_method.cc).
+  if (m.has_power_eps()) c->AtLeast(p + ".power_eps", m.power_eps(), 0, false);
+}
+
+void CheckTscnc(const v1::RunSpec& spec, Checker* c) {
+  const std::string p = "spec.method.tscnc";
+  const v1::TscncMethod& m = spec.method().tscnc();
+  c->AtLeast(p + ".tsc_weight", m.tsc_weight(), 0, true);
+  c->AtLeast(p + ".cnc_weight", m.cnc_weight(), 0, true);
+  c->OneOf(p + ".phase", m.phase(), {"pretrain", "prune", "finetune", "all"}, true);
+  if (m.phase() == "pretrain" && m.sparsity() == 0) {
+    // Pruning does not happen in this phase; the kept fraction is unused.
+  } else {
+    c->Real(p + ".sparsity", m.sparsity(), 0, false, 1, true);
+  }
+  // TscncMethod::OptionsFromSpec (worker/train/reg/tscnc_method.cc) parses
+  // tsc_form only when tsc is on (ParseTscForm, tsc_penalty.cc), cn_form
+  // always (ParseCnForm, condition_number.cc), and checks pole_limit.
+  if (m.tsc()) c->OneOf(p + ".tsc_form", m.tsc_form(), {"code", "tl1_abs", "none"}, true);
+  c->OneOf(p + ".cn_form", m.cn_form(), {"slogdet", "logcond"}, true);
+  if (m.has_pole_limit()) c->Real(p + ".pole_limit", m.pole_limit(), 0, false, 1, false);
+  // Tscnc::Attach (worker/train/reg/tscnc.cc).
+  if (m.has_tsc_a()) c->AtLeast(p + ".tsc_a", m.tsc_a(), 0, false);
+  if (m.has_droprate_init()) c->Real(p + ".droprate_init", m.droprate_init(), 0, false, 1, false);
+  if (m.has_lambda0()) c->AtLeast(p + ".lambda0", m.lambda0(), 0, true);
+  if (m.has_prior_weight_decay()) c->AtLeast(p + ".prior_weight_decay", m.prior_weight_decay(), 0, true);
+  // train_size <= 0 is replaced by the data size in TscncMethod::Setup; a
+  // value in (0, 1) reaches Attach, which needs >= 1.
+  if (!(m.train_size() <= 0 || m.train_size() >= 1) || std::isinf(m.train_size())) {
+    c->Add(p + ".train_size", absl::StrCat("got ", Checker::Num(m.train_size()),
+                                           ", must be >= 1 (0 = the size of the training data)"));
+  }
+  const std::string ap = p + ".adversarial";
+  const v1::AdversarialSpec& a = m.adversarial();
+  // OptionsFromSpec parses loss and start whether or not adversarial training
+  // is on, and the robust evaluation (FGSM/PGD at epsilon) runs at every
+  // evaluation, so these are checked either way.
+  c->OneOf(ap + ".loss", a.loss(), {"trades", "pgd_ce"}, true);
+  c->OneOf(ap + ".start", a.start(), {"gaussian", "uniform", "none"}, true);
+  c->AtLeast(ap + ".epsilon", a.epsilon(), 0, true);  // 0 = the default radius
+  if (a.enabled()) {
+    // 0 = the method's default step / step count.
+    c->AtLeast(ap + ".step_size", a.step_size(), 0, true);
+    c->UIntMax(ap + ".steps", a.steps(), 1000, " (0 = default)");
+    c->AtLeast(ap + ".trades_beta", a.trades_beta(), 0, true);
+  }
+}
+
+void CheckInteractionBasis(const v1::RunSpec& spec, Checker* c) {
+  const std::string p = "spec.method.interaction_basis";
+  const v1::InteractionBasisMethod& m = spec.method().interaction_basis();
+  if (m.num_samples() == 0) {
+    c->Add(p + ".num_samples", "required, 1..10000000");
+  } else {
+    c->IntRange(p + ".num_samples", m.num_samples(), 1, 10000000);
+  }
+  if (m.has_eps_d()) c->AtLeast(p + ".eps_d", m.eps_d(), 0, false);
+  if (m.has_eps_lambda()) c->AtLeast(p + ".eps_lambda", m.eps_lambda(), 0, false);
+  // The proto also names trapezoid and gauss_legendre; they are not
+  // implemented yet, so they are refused here rather than at run time.
+  c->OneOf(p + ".integration", m.integration(), {"gradient"}, true);
+  // InteractionBasisMethod::OptionsFromSpec
+  // (worker/train/analysis/interaction_basis_method.cc).
+  if (m.has_edge_eps()) c->AtLeast(p + ".edge_eps", m.edge_eps(), 0, false);
+  if (m.has_edge_eps_relative()) c->Real(p + ".edge_eps_relative", m.edge_eps_relative(), 0, false, 1, false);
+  if (m.has_resolution()) c->AtLeast(p + ".resolution", m.resolution(), 0, false);
+  c->OneOf(p + ".split", m.split(), {"train", "eval"}, true);
+  // InteractionBasisMethod::Setup: the analysis reads a Linear + ReLU chain.
+  const std::string& arch = spec.model().arch();
+  if (!arch.empty() && arch != "mlp" && arch != "block_mlp") {
+    c->Add("spec.model.arch", absl::StrCat("got '", arch, "', method interaction_basis supports mlp and "
+                                                          "block_mlp (Linear + ReLU)"));
+  }
+  if (!spec.model().activation().empty() && spec.model().activation() != "relu") {
+    c->Add("spec.model.activation", absl::StrCat("got '", spec.model().activation(),
+                                                 "', method interaction_basis needs relu"));
+  }
 }
 
 void CheckMethod(const v1::RunSpec& spec, Checker* c) {
@@ -282,52 +391,15 @@ void CheckMethod(const v1::RunSpec& spec, Checker* c) {
     case v1::MethodSpec::kIncremental:
       CheckIncremental(spec, c);
       break;
-    case v1::MethodSpec::kCompander: {
-      const std::string p = "spec.method.compander";
-      const auto& m = method.compander();
-      c->OneOf(p + ".family", m.family(), {"tanh", "mu_law", "power"}, true);
-      if (m.has_a()) c->AtLeast(p + ".a", m.a(), 0, false);
-      if (m.has_beta()) c->AtLeast(p + ".beta", m.beta(), 0, false);
+    case v1::MethodSpec::kCompander:
+      CheckCompander(spec, c);
       break;
-    }
-    case v1::MethodSpec::kTscnc: {
-      const std::string p = "spec.method.tscnc";
-      const auto& m = method.tscnc();
-      c->AtLeast(p + ".tsc_weight", m.tsc_weight(), 0, true);
-      c->AtLeast(p + ".cnc_weight", m.cnc_weight(), 0, true);
-      c->OneOf(p + ".phase", m.phase(), {"pretrain", "prune", "finetune", "all"}, true);
-      if (m.phase() == "pretrain" && m.sparsity() == 0) {
-        // Pruning does not happen in this phase; the kept fraction is unused.
-      } else {
-        c->Real(p + ".sparsity", m.sparsity(), 0, false, 1, true);
-      }
-      if (m.adversarial().enabled()) {
-        const std::string ap = p + ".adversarial";
-        const auto& a = m.adversarial();
-        // 0 = the method's default radius / step / step count.
-        c->AtLeast(ap + ".epsilon", a.epsilon(), 0, true);
-        c->AtLeast(ap + ".step_size", a.step_size(), 0, true);
-        c->UIntMax(ap + ".steps", a.steps(), 1000, " (0 = default)");
-        c->OneOf(ap + ".loss", a.loss(), {"trades", "pgd_ce"}, true);
-        c->AtLeast(ap + ".trades_beta", a.trades_beta(), 0, true);
-      }
+    case v1::MethodSpec::kTscnc:
+      CheckTscnc(spec, c);
       break;
-    }
-    case v1::MethodSpec::kInteractionBasis: {
-      const std::string p = "spec.method.interaction_basis";
-      const auto& m = method.interaction_basis();
-      if (m.num_samples() == 0) {
-        c->Add(p + ".num_samples", "required, 1..10000000");
-      } else {
-        c->IntRange(p + ".num_samples", m.num_samples(), 1, 10000000);
-      }
-      if (m.has_eps_d()) c->AtLeast(p + ".eps_d", m.eps_d(), 0, false);
-      if (m.has_eps_lambda()) c->AtLeast(p + ".eps_lambda", m.eps_lambda(), 0, false);
-      // The proto also names trapezoid and gauss_legendre; they are not
-      // implemented yet, so they are refused here rather than at run time.
-      c->OneOf(p + ".integration", m.integration(), {"gradient"}, true);
+    case v1::MethodSpec::kInteractionBasis:
+      CheckInteractionBasis(spec, c);
       break;
-    }
     case v1::MethodSpec::kPlain:
     case v1::MethodSpec::KIND_NOT_SET:
       break;
@@ -350,31 +422,34 @@ void CheckOptimizer(const v1::RunSpec& spec, Checker* c) {
   }
   c->Real(p + ".weight_decay", o.weight_decay(), 0, true, 1, true);
   c->Real(p + ".momentum", o.momentum(), 0, true, 1, false);
-  const bool sgd_family = o.type() == "sgd" || o.type() == "sgdp";
-  const bool adam_family = o.type() == "adam" || o.type() == "adamw" || o.type() == "adamp";
-  const bool projected = o.type() == "adamp" || o.type() == "sgdp";
-  if (!o.type().empty()) {
-    if (o.momentum() != 0 && !sgd_family) {
-      c->Add(p + ".momentum", absl::StrCat("only for sgd/sgdp, optimizer.type is '", o.type(), "'"));
-    }
-    if (o.nesterov() && !sgd_family) {
-      c->Add(p + ".nesterov", absl::StrCat("only for sgd/sgdp, optimizer.type is '", o.type(), "'"));
-    }
-    for (auto [name, set] : {std::pair<const char*, bool>{"beta1", o.has_beta1()},
-                             {"beta2", o.has_beta2()},
-                             {"eps", o.has_eps()}}) {
-      if (set && !adam_family) {
-        c->Add(p + "." + name, absl::StrCat("only for adam/adamw/adamp, optimizer.type is '", o.type(), "'"));
-      }
-    }
-    for (auto [name, set] : {std::pair<const char*, bool>{"delta", o.has_delta()},
-                             {"wd_ratio", o.has_wd_ratio()}}) {
-      if (set && !projected) {
-        c->Add(p + "." + name, absl::StrCat("only for adamp/sgdp, optimizer.type is '", o.type(), "'"));
-      }
-    }
+  // Which options each type reads, from the trainer's spec -> options code:
+  // sgd: MakeSgd (worker/train/core/optimizer_factory.cc) reads momentum,
+  // nesterov; adam/adamw: MakeAdam/MakeAdamW read beta1, beta2, eps; adamp:
+  // ToAdamP (worker/train/optim/projected_optimizer_factory.cc) reads beta1,
+  // beta2, eps, delta, wd_ratio, nesterov (on the first moment, no momentum);
+  // sgdp: ToSGDP reads momentum, nesterov, eps, delta, wd_ratio.
+  const std::string& t = o.type();
+  const bool sgd_family = t == "sgd" || t == "sgdp";
+  const bool adam_family = t == "adam" || t == "adamw" || t == "adamp";
+  const bool projected = t == "adamp" || t == "sgdp";
+  const bool uses_nesterov = sgd_family || t == "adamp";
+  const bool uses_eps = adam_family || t == "sgdp";
+  if (!t.empty()) {
+    auto only_for = [&](const char* name, bool set, bool used, const char* types) {
+      if (set && !used) c->Add(p + "." + name, absl::StrCat("only for ", types, ", optimizer.type is '", t, "'"));
+    };
+    only_for("momentum", o.momentum() != 0, sgd_family, "sgd/sgdp");
+    only_for("nesterov", o.nesterov(), uses_nesterov, "sgd/sgdp/adamp");
+    only_for("beta1", o.has_beta1(), adam_family, "adam/adamw/adamp");
+    only_for("beta2", o.has_beta2(), adam_family, "adam/adamw/adamp");
+    only_for("eps", o.has_eps(), uses_eps, "adam/adamw/adamp/sgdp");
+    only_for("delta", o.has_delta(), projected, "adamp/sgdp");
+    only_for("wd_ratio", o.has_wd_ratio(), projected, "adamp/sgdp");
   }
-  if (o.nesterov() && o.momentum() == 0) c->Add(p + ".nesterov", "needs optimizer.momentum > 0");
+  // MakeSgd refuses nesterov without momentum (torch's SGD needs it); SGDP
+  // would run it as plain SGDP, refused here as well since it means nothing.
+  // AdamP's nesterov uses beta1, not momentum.
+  if (o.nesterov() && o.momentum() == 0 && sgd_family) c->Add(p + ".nesterov", "needs optimizer.momentum > 0");
   if (o.has_beta1()) c->Real(p + ".beta1", o.beta1(), 0, true, 1, false);
   if (o.has_beta2()) c->Real(p + ".beta2", o.beta2(), 0, true, 1, false);
   if (o.has_eps()) c->AtLeast(p + ".eps", o.eps(), 0, false);

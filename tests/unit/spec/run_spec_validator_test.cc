@@ -181,6 +181,74 @@ std::vector<BadKind> BadKinds() {
        "spec.method.tscnc.adversarial.steps:", "0..1000"},
       {"ib_samples", set("method.interaction_basis={integration: gradient}"),
        "spec.method.interaction_basis.num_samples:", "required"},
+      // Rules copied from the trainer's own checks (worker/train/...), so that a
+      // bad spec is refused at submit rather than when pendulum-train starts.
+      {"compander_a_std_multiplier", set("method.compander={a_std_multiplier: 0}"),
+       "spec.method.compander.a_std_multiplier:", "got 0, must be > 0"},
+      {"compander_beta_zero", set("method.compander={family: mu_law, beta: 0}"), "spec.method.compander.beta:",
+       "got 0, must be > 0"},
+      {"compander_power_beta_one", set("method.compander={family: power, beta: 1}"), "spec.method.compander.beta:",
+       "got 1, must be > 0 and < 1 (the power family's exponent p)"},
+      {"compander_power_eps", set("method.compander={family: power, power_eps: 0}"),
+       "spec.method.compander.power_eps:", "got 0, must be > 0"},
+      {"tscnc_tsc_a", set("method.tscnc={sparsity: 0.1, tsc_a: 0}"), "spec.method.tscnc.tsc_a:", "got 0, must be > 0"},
+      {"tscnc_droprate_init_one", set("method.tscnc={sparsity: 0.1, droprate_init: 1}"),
+       "spec.method.tscnc.droprate_init:", "got 1, must be > 0 and < 1"},
+      {"tscnc_droprate_init_zero", set("method.tscnc={sparsity: 0.1, droprate_init: 0}"),
+       "spec.method.tscnc.droprate_init:", "got 0, must be > 0 and < 1"},
+      {"tscnc_pole_limit", set("method.tscnc={sparsity: 0.1, pole_limit: 1}"), "spec.method.tscnc.pole_limit:",
+       "got 1, must be > 0 and < 1"},
+      {"tscnc_tsc_form", set("method.tscnc={tsc: true, sparsity: 0.1, tsc_form: tl1}"),
+       "spec.method.tscnc.tsc_form:", "got 'tl1', must be one of: code, tl1_abs, none"},
+      {"tscnc_cn_form", set("method.tscnc={sparsity: 0.1, cn_form: logdet}"), "spec.method.tscnc.cn_form:",
+       "got 'logdet', must be one of: slogdet, logcond"},
+      {"tscnc_lambda0", set("method.tscnc={sparsity: 0.1, lambda0: -0.001}"), "spec.method.tscnc.lambda0:",
+       "got -0.001, must be >= 0"},
+      {"tscnc_prior_weight_decay", set("method.tscnc={sparsity: 0.1, prior_weight_decay: -1}"),
+       "spec.method.tscnc.prior_weight_decay:", "got -1, must be >= 0"},
+      {"tscnc_train_size_fraction", set("method.tscnc={sparsity: 0.1, train_size: 0.5}"),
+       "spec.method.tscnc.train_size:", "got 0.5, must be >= 1"},
+      {"tscnc_start", set("method.tscnc={sparsity: 0.1, adversarial: {enabled: true, start: normal}}"),
+       "spec.method.tscnc.adversarial.start:", "got 'normal', must be one of: gaussian, uniform, none"},
+      // Adversarial training off: the trainer still parses loss and start, and
+      // the robust evaluation still attacks at epsilon.
+      {"tscnc_start_when_not_enabled", set("method.tscnc={sparsity: 0.1, adversarial: {start: normal}}"),
+       "spec.method.tscnc.adversarial.start:", "got 'normal'"},
+      {"tscnc_loss_when_not_enabled", set("method.tscnc={sparsity: 0.1, adversarial: {loss: ce}}"),
+       "spec.method.tscnc.adversarial.loss:", "got 'ce', must be one of: trades, pgd_ce"},
+      {"tscnc_epsilon_when_not_enabled", set("method.tscnc={sparsity: 0.1, adversarial: {epsilon: -0.1}}"),
+       "spec.method.tscnc.adversarial.epsilon:", "got -0.1, must be >= 0"},
+      {"ib_split", set("method.interaction_basis={num_samples: 10, split: test}"),
+       "spec.method.interaction_basis.split:", "got 'test', must be one of: train, eval"},
+      {"ib_edge_eps", set("method.interaction_basis={num_samples: 10, edge_eps: 0}"),
+       "spec.method.interaction_basis.edge_eps:", "got 0, must be > 0"},
+      {"ib_edge_eps_relative", set("method.interaction_basis={num_samples: 10, edge_eps_relative: 1}"),
+       "spec.method.interaction_basis.edge_eps_relative:", "got 1, must be > 0 and < 1"},
+      {"ib_resolution", set("method.interaction_basis={num_samples: 10, resolution: -1}"),
+       "spec.method.interaction_basis.resolution:", "got -1, must be > 0"},
+      {"ib_arch", [](v1::RunSpec* s) {
+         ASSERT_TRUE(ApplyOverride("model.arch=cnn_small", s).ok());
+         ASSERT_TRUE(ApplyOverride("method.interaction_basis={num_samples: 10}", s).ok());
+       }, "spec.model.arch:", "got 'cnn_small', method interaction_basis supports mlp and block_mlp"},
+      {"ib_activation", [](v1::RunSpec* s) {
+         ASSERT_TRUE(ApplyOverride("model.activation=gelu", s).ok());
+         ASSERT_TRUE(ApplyOverride("method.interaction_basis={num_samples: 10}", s).ok());
+       }, "spec.model.activation:", "got 'gelu', method interaction_basis needs relu"},
+      {"incremental_class_order_seed",
+       set("method.incremental={base_classes: 2, classes_per_stage: 2, class_order_seed: 4294967296}"),
+       "spec.method.incremental.class_order_seed:", "got 4294967296, must be in 0..4294967295 (< 2^32)"},
+      {"nesterov_on_adam", set("optimizer={type: adam, lr: 0.001, nesterov: true}"), "spec.optimizer.nesterov:",
+       "only for sgd/sgdp/adamp, optimizer.type is 'adam'"},
+      {"eps_on_sgd", set("optimizer={type: sgd, lr: 0.1, eps: 1e-8}"), "spec.optimizer.eps:",
+       "only for adam/adamw/adamp/sgdp, optimizer.type is 'sgd'"},
+      {"eps_on_sgdp_range", set("optimizer={type: sgdp, lr: 0.1, eps: 0}"), "spec.optimizer.eps:",
+       "got 0, must be > 0"},
+      {"wd_ratio_on_adamw", set("optimizer={type: adamw, lr: 0.001, wd_ratio: 0.1}"), "spec.optimizer.wd_ratio:",
+       "only for adamp/sgdp"},
+      {"momentum_on_adamp", set("optimizer={type: adamp, lr: 0.001, momentum: 0.9}"), "spec.optimizer.momentum:",
+       "only for sgd/sgdp"},
+      {"sgdp_nesterov_without_momentum", set("optimizer={type: sgdp, lr: 0.1, nesterov: true}"),
+       "spec.optimizer.nesterov:", "needs optimizer.momentum > 0"},
       {"gpus", set("resources.gpus=17"), "spec.resources.gpus:", "got 17, must be in 0..16"},
       {"gpu_fraction_with_gpus", set("resources={gpus: 2, gpu_fraction: 0.5}"), "spec.resources.gpu_fraction:",
        "cannot be combined with resources.gpus 2"},
@@ -213,6 +281,42 @@ TEST(RunSpecValidatorTest, EveryKindOfBadSpecNamesItsField) {
     EXPECT_TRUE(found) << "no line starting with \"" << k.path << "\" containing \"" << k.what
                        << "\" in:\n" << st.message();
   }
+}
+
+// Values at the edge of (or only just inside) the trainer's ranges are
+// accepted: the validator must not refuse what pendulum-train would run.
+TEST(RunSpecValidatorTest, TrainerRangeBoundariesAreAccepted) {
+  for (const char* overlay : {
+           "method.compander={family: mulaw}",  // the trainer's alias of mu_law
+           "method.compander={family: mu_law, beta: 1000, a: 1e-9}",
+           "method.compander={family: tanh, beta: 1, a_std_multiplier: 1e-9}",
+           "method.compander={family: power, beta: 0.999, power_eps: 1e-12}",
+           "method.compander={family: power, beta: 1e-9}",
+           "method.tscnc={tsc: true, sparsity: 1, tsc_a: 1e-9, droprate_init: 0.999, pole_limit: 0.999, "
+           "tsc_form: tl1_abs, cn_form: logcond, lambda0: 0, prior_weight_decay: 0, train_size: 1}",
+           "method.tscnc={tsc: true, sparsity: 0.1, tsc_form: none, cn_form: slogdet, droprate_init: 0.001, "
+           "pole_limit: 0.001, train_size: 0}",
+           "method.tscnc={tsc: true, sparsity: 0.1, tsc_form: code}",
+           "method.tscnc={sparsity: 0.1, adversarial: {epsilon: 0, start: none, loss: pgd_ce}}",
+           "method.tscnc={sparsity: 0.1, adversarial: {enabled: true, epsilon: 0.03, start: uniform}}",
+           "method.tscnc={sparsity: 0.1, adversarial: {start: gaussian, loss: trades}}",
+           "method.interaction_basis={num_samples: 10, split: eval, edge_eps: 1e-300, edge_eps_relative: 0.999, "
+           "resolution: 1e-9}",
+           "method.interaction_basis={num_samples: 10, split: train, edge_eps_relative: 1e-9}",
+           "method.incremental={base_classes: 2, classes_per_stage: 2, class_order_seed: 4294967295}",
+           "method.incremental={base_classes: 2, classes_per_stage: 2, class_order_seed: 0}",
+           "optimizer={type: adamp, lr: 0.001, nesterov: true, eps: 1e-8, beta1: 0.9, delta: 0.1, wd_ratio: 0.1}",
+           "optimizer={type: sgdp, lr: 0.1, momentum: 0.9, nesterov: true, eps: 1e-8, delta: 0.1, wd_ratio: 0}",
+           "optimizer={type: adamw, lr: 0.001, eps: 1e-12}",
+       }) {
+    v1::RunSpec s = Valid();
+    ASSERT_TRUE(ApplyOverride(overlay, &s).ok()) << overlay;
+    EXPECT_TRUE(ValidateRunSpec(s).ok()) << overlay << "\n" << ValidateRunSpec(s);
+  }
+  v1::RunSpec s = Valid();
+  ASSERT_TRUE(ApplyOverride("model.arch=block_mlp", &s).ok());
+  ASSERT_TRUE(ApplyOverride("method.interaction_basis={num_samples: 10}", &s).ok());
+  EXPECT_TRUE(ValidateRunSpec(s).ok()) << ValidateRunSpec(s);
 }
 
 TEST(RunSpecValidatorTest, ReportsAllErrorsAtOnce) {

@@ -631,11 +631,35 @@ void Coordinator::OnRunStatus(const std::string& worker_id, const pendulum::v1::
     Notify();
     return;
   }
+  if (status.state() == pendulum::v1::QUEUED) {
+    // The worker could not start the trainer for a reason of its own (binary
+    // missing or not executable, disk, server unreachable while fetching a
+    // checkpoint): not the run's failure. Back to the queue, and the worker
+    // is held back (doubling while it keeps failing) so that a broken worker
+    // does not turn the whole queue into FAILED runs.
+    if (wit != workers_.end()) {
+      LiveWorker& w = wit->second;
+      absl::Duration hold = options_.start_failure_holdback;
+      for (int i = 0; i < w.start_failures && hold < options_.start_failure_holdback_max; ++i) hold *= 2;
+      hold = std::min(hold, options_.start_failure_holdback_max);
+      ++w.start_failures;
+      w.held_until = deps_.clock->Now() + hold;
+      w.held_reason = absl::StrCat("could not start a trainer (", status.message(), "); no placements for ",
+                                   absl::FormatDuration(hold));
+      PENDULUM_LOG(WARNING) << "worker " << worker_id << " could not start run " << status.run_id() << "."
+                            << status.attempt() << " (" << status.message() << "); no placements on it for "
+                            << absl::FormatDuration(hold);
+    }
+    RequeueLocked(status.run_id(), absl::StrCat("worker '", worker_id, "' could not start it: ", status.message()));
+    Notify();
+    return;
+  }
   store::RunTransition t;
   t.expected_attempt = a.attempt;
   switch (status.state()) {
     case pendulum::v1::RUNNING:
       if (a.state != pendulum::v1::STARTING) return;
+      if (wit != workers_.end()) wit->second.start_failures = 0;
       t.to = pendulum::v1::RUNNING;
       t.allowed_from = {pendulum::v1::STARTING};
       t.reason = "trainer running";
@@ -706,6 +730,10 @@ void Coordinator::CheckLeases() {
   const absl::Time now = deps_.clock->Now();
   bool changed = false;
   for (auto& [id, w] : workers_) {
+    if (w.held_until != absl::InfinitePast() && now >= w.held_until) {
+      w.held_until = absl::InfinitePast();  // held back after a start failure: offer it work again
+      changed = true;
+    }
     if (w.lost || now - w.last_seen <= options_.lease) continue;
     w.lost = true;
     changed = true;
@@ -846,7 +874,8 @@ scheduler::PoolSnapshot Coordinator::TakeSnapshot() {
     EnsureShared(w.gpu_shared, w.gpu_owner.size());
     scheduler::WorkerCapacity c;
     c.worker_id = id;
-    c.schedulable = w.channel != nullptr && !w.draining;
+    if (deps_.clock->Now() < w.held_until) c.held_back = w.held_reason;
+    c.schedulable = w.channel != nullptr && !w.draining && c.held_back.empty();
     c.draining = w.draining;
     c.total_gpus = w.gpu_owner.size();
     for (size_t i = 0; i < w.gpu_owner.size(); ++i) {
@@ -925,7 +954,7 @@ void Coordinator::ApplyPlan(const scheduler::PlacementPlan& plan) {
       auto wit = workers_.find(p.worker_id);
       if (q == queue_.end() || wit == workers_.end()) continue;  // cancelled / gone meanwhile
       LiveWorker& w = wit->second;
-      if (w.channel == nullptr || w.draining || w.lost) continue;
+      if (w.channel == nullptr || w.draining || w.lost || deps_.clock->Now() < w.held_until) continue;
       EnsureShared(w.gpu_shared, w.gpu_owner.size());
       const bool fractional = p.gpu_fraction > 0;
       bool free = p.gpu_indices.empty() ? w.slots_used < w.info.slots() : true;

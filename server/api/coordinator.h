@@ -74,6 +74,11 @@ struct CoordinatorOptions {
   uint32_t preempt_grace_seconds = 120;
   // Fair share: half-life of the decayed GPU-time per user.
   absl::Duration fair_share_half_life = absl::Hours(2);
+  // A worker that could not start a trainer (it reports the attempt QUEUED)
+  // gets no placements for this long, doubling while it keeps failing, up to
+  // the maximum; a trainer it starts resets it.
+  absl::Duration start_failure_holdback = absl::Seconds(30);
+  absl::Duration start_failure_holdback_max = absl::Minutes(10);
 };
 
 class Coordinator : public scheduler::SchedulerBackend {
@@ -173,6 +178,11 @@ class Coordinator : public scheduler::SchedulerBackend {
     std::vector<double> gpu_shared;       // per GPU index: fraction held by fractional runs
     uint32_t slots_used = 0;
     std::set<int64_t> runs;
+    // Start failures in a row, and no placements before `held_until` (why:
+    // `held_reason`).
+    int start_failures = 0;
+    absl::Time held_until = absl::InfinitePast();
+    std::string held_reason;
   };
 
   void Notify();

@@ -178,6 +178,11 @@ std::string CapacityReason(const ResourceRequest& r, const std::vector<WorkerCap
   }
   if (!any_schedulable) {
     bool all_draining = std::all_of(pool.begin(), pool.end(), [](const WorkerCapacity& w) { return w.draining; });
+    auto held = std::find_if(pool.begin(), pool.end(), [](const WorkerCapacity& w) { return !w.held_back.empty(); });
+    if (held != pool.end()) {
+      return absl::StrCat("no worker online (others draining or disconnected; worker '", held->worker_id,
+                          "' is held back: ", held->held_back, ")");
+    }
     return all_draining ? "no worker online (all workers are draining)"
                         : "no worker online (all workers draining or disconnected)";
   }

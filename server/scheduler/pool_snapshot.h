@@ -60,6 +60,9 @@ struct WorkerCapacity {
   std::string worker_id;
   bool schedulable = true;
   bool draining = false;                   // for reasons only; implies !schedulable
+  // Why it is held back after it failed to start a trainer (binary missing,
+  // disk, ...), "" when it is not; for reasons only; implies !schedulable.
+  std::string held_back;
   uint32_t total_gpus = 0;
   std::vector<uint32_t> free_gpu_indices;  // wholly free GPUs, ascending
   // GPUs shared by fractional runs: index → fraction already used (0 < f <= 1).

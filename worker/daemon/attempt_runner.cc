@@ -275,7 +275,16 @@ void AttemptRunner::RunThread() {
     status.set_message(std::string(why.message()));
     Finish(std::move(status));
   };
-  if (!argv.ok()) return fail_before_start(argv.status(), v1::FAILED);
+  // Before the trainer runs, only a checkpoint artifact that is gone or
+  // corrupt (NOT_FOUND / DATA_LOSS from its download) is the run's own
+  // failure. The rest (the attempt directory, the disk, the server out of
+  // reach) is this worker's: QUEUED asks the server to requeue the run and
+  // hold this worker back.
+  if (!argv.ok()) {
+    const bool runs_fault = argv.status().code() == absl::StatusCode::kNotFound ||
+                            argv.status().code() == absl::StatusCode::kDataLoss;
+    return fail_before_start(argv.status(), runs_fault ? v1::FAILED : v1::QUEUED);
+  }
   {
     absl::MutexLock lock(&mu_);
     if (abandoned_) {
@@ -291,7 +300,7 @@ void AttemptRunner::RunThread() {
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
-    return fail_before_start(absl::UnavailableError(absl::StrCat("pipe: ", std::strerror(errno))), v1::FAILED);
+    return fail_before_start(absl::UnavailableError(absl::StrCat("pipe: ", std::strerror(errno))), v1::QUEUED);
   }
   // Keep the write end above the child fds 0..9 so dup2 onto 3 always clears
   // FD_CLOEXEC (dup2 to the same fd would not).
@@ -323,8 +332,10 @@ void AttemptRunner::RunThread() {
   auto child = ChildProcess::Spawn(child_options);
   ::close(write_fd);  // the reader must see EOF when the trainer is gone
   if (!child.ok()) {
+    // The trainer binary is missing or not executable here (a broken install,
+    // or a binary being replaced): this worker's problem, not the run's.
     ::close(read_fd);
-    return fail_before_start(child.status(), v1::FAILED);
+    return fail_before_start(child.status(), v1::QUEUED);
   }
   trainer_pid_ = (*child)->pid();
   WriteFileAtomically(options_.dir / "trainer.pid", std::to_string((*child)->pid()), /*durable=*/false)

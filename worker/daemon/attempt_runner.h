@@ -5,7 +5,10 @@
 // spools every event (EventSpool::Append, fsync) before it can be forwarded,
 // uploads every checkpoint the trainer reports, and when the trainer is gone
 // persists the attempt's final RunStatus (status.pb) so that a restarted
-// daemon can still report it.
+// daemon can still report it. An attempt that never got its trainer started
+// for a reason of this worker's (binary missing or not executable, disk,
+// server out of reach) ends QUEUED: the server requeues the run and holds
+// this worker back; only a missing or corrupt checkpoint artifact is FAILED.
 //
 // Attempt directory layout: spec.pb, stderr.log (trainer stdout+stderr),
 // trainer.pid, out/ (trainer --out), spool/, status.pb (once finished).

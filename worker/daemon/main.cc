@@ -5,8 +5,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -119,6 +121,12 @@ int main(int argc, char** argv) {
     options.worker_id = host;
   }
   if (options.trainer_path.empty()) options.trainer_path = DefaultTrainer();
+  // Checked once here so a misconfigured worker says so at start-up; a
+  // trainer that goes missing later (a reinstall) makes the attempt QUEUED,
+  // and the server requeues the run and holds this worker back.
+  if (::access(options.trainer_path.c_str(), X_OK) != 0) {
+    Die("--trainer " + options.trainer_path + " is not an executable file (" + std::strerror(errno) + ")");
+  }
   options.work_dir = std::filesystem::absolute(options.work_dir).string();
   if (options.token.empty()) {
     PENDULUM_LOG(WARNING) << "no token (--token or PENDULUM_TOKEN); the server will likely refuse us";

@@ -6,6 +6,7 @@
 
 #include <fstream>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "tests/integration/worker/worker_fixture.h"
 
@@ -33,6 +34,51 @@ TEST_F(WorkerClusterTest, FakeTrainerRunStoresEveryEmittedPointOnce) {
   EXPECT_EQ(db.Count("SELECT COUNT(*) FROM metrics" + where), 4000);
   EXPECT_EQ(db.Count("SELECT COUNT(DISTINCT seq) FROM metrics" + where), 2000);
   EXPECT_EQ(db.Query("SELECT MIN(seq) || '-' || MAX(seq) FROM metrics" + where)[0], "3-2002");
+}
+
+// A worker whose trainer binary stops being executable after start-up (a
+// reinstall half done) must not fail the runs it is given: the attempt ends
+// QUEUED, the server requeues the run with a reason naming the worker and
+// holds that worker back, and a healthy worker runs it to success.
+TEST_F(WorkerClusterTest, TrainerGoneOnOneWorkerRequeuesTheRunToAHealthyOne) {
+  const fs::path broken = dir_ / "broken-bin" / "pendulum-train";
+  fs::create_directories(broken.parent_path());
+  fs::copy_file(FakeTrainer(), broken);
+  ASSERT_NE(StartWorker("w1", broken.string(), {{"FAKE_TRAINER_STEPS", "50"}}), nullptr);
+  fs::permissions(broken, fs::perms::owner_read | fs::perms::owner_write);  // no longer executable
+  auto run_id = client_->Submit(QuickSpec());
+  ASSERT_TRUE(run_id.ok()) << run_id.status();
+  auto held = client_->WaitFor(
+      *run_id,
+      [](const v1::Run& r) {
+        return r.attempt() >= 2 && r.state() == v1::QUEUED && absl::StrContains(r.queue_reason(), "held back");
+      },
+      absl::Seconds(30));
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_THAT(held->queue_reason(), HasSubstr("worker 'w1' is held back: could not start a trainer"));
+  EXPECT_THAT(held->queue_reason(), HasSubstr("not executable: " + broken.string()));
+
+  ASSERT_NE(StartWorker("w2", FakeTrainer(), {{"FAKE_TRAINER_STEPS", "50"}}), nullptr);
+  auto run = client_->WaitFor(*run_id, Terminal(), absl::Seconds(60));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->state(), v1::SUCCEEDED) << run->exit_reason();
+  EXPECT_EQ(run->worker_id(), "w2");
+  EXPECT_EQ(run->attempt(), 2u);
+}
+
+TEST_F(WorkerClusterTest, WorkerRefusesToStartWithoutAnExecutableTrainer) {
+  const fs::path missing = dir_ / "no-such-trainer";
+  WorkerConfig wc;
+  wc.server = server_->address();
+  wc.token = worker_token_;
+  wc.id = "w1";
+  wc.work_dir = dir_ / "work-w1";
+  wc.trainer = missing.string();
+  auto worker = cluster::StartWorker(wc, dir_ / "w1.log");
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  auto said = (*worker)->WaitForLog("--trainer " + missing.string() + " is not an executable file",
+                                    absl::Seconds(30));
+  EXPECT_TRUE(said.ok()) << said.status();
 }
 
 // A named artifact (what an analysis run writes) goes trainer → ArtifactSaved

@@ -152,7 +152,9 @@ TEST_F(AttemptRunnerTest, CancelEscalatesToSigkillForTrainerIgnoringSigterm) {
   EXPECT_NE(::kill(pid, 0), 0);
 }
 
-TEST_F(AttemptRunnerTest, MissingTrainerBinaryFailsReadably) {
+// A worker whose trainer binary is missing (a broken install, or a binary
+// being replaced) must not fail the run: QUEUED asks the server to requeue it.
+TEST_F(AttemptRunnerTest, MissingTrainerBinaryRequeuesTheRunNamingThePath) {
   v1::Assignment assignment;
   assignment.set_run_id(1);
   assignment.set_attempt(1);
@@ -164,7 +166,7 @@ TEST_F(AttemptRunnerTest, MissingTrainerBinaryFailsReadably) {
   ASSERT_TRUE(observer_.WaitFinished(absl::Seconds(10)));
   auto status = runner.final_status();
   ASSERT_TRUE(status.has_value());
-  EXPECT_EQ(status->state(), v1::FAILED);
+  EXPECT_EQ(status->state(), v1::QUEUED);
   EXPECT_NE(status->message().find("/nonexistent/pendulum-train"), std::string::npos);
 }
 

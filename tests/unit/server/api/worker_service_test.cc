@@ -129,6 +129,75 @@ TEST_F(WorkerServiceTest, FailedRunKeepsExitCodeAndReason) {
   EXPECT_NE(r.exit_reason().find("no such file"), std::string::npos) << r.exit_reason();
 }
 
+// A worker that cannot start its trainer (binary missing or not executable)
+// reports the attempt QUEUED: the run goes back to the queue (not FAILED) and
+// the worker gets no placement for 30 s, then 60 s after a second failure in a
+// row; a trainer it starts resets that.
+TEST_F(WorkerServiceTest, WorkerThatCannotStartTheTrainerRequeuesTheRunAndIsHeldBack) {
+  auto assignment = [](FakeWorker& w) {
+    auto m = w.Next([](const v1::ServerMessage& m) { return m.has_assign(); }, absl::Milliseconds(300));
+    return m ? std::optional<v1::Assignment>(m->assign()) : std::nullopt;
+  };
+  // Moves the fake clock in heartbeat-sized steps (the worker stays within its
+  // lease) and runs the server's housekeeping after each.
+  auto advance = [&](FakeWorker& w, absl::Duration d) {
+    for (absl::Duration done; done < d; done += absl::Seconds(1)) {
+      env_.clock_.Advance(std::min(absl::Seconds(1), d - done));
+      v1::WorkerMessage beat;
+      beat.mutable_heartbeat();
+      w.Send(beat);
+      // The lease is 15 s of fake time: a heartbeat handled a few steps late
+      // still keeps the worker alive.
+      absl::SleepFor(absl::Milliseconds(5));
+      env_.server_->coordinator()->CheckLeases();
+    }
+  };
+  auto held_back_for = [&](FakeWorker& w, absl::Duration d) {
+    advance(w, d - absl::Seconds(1));
+    EXPECT_FALSE(assignment(w).has_value()) << "placed while held back";
+    advance(w, absl::Seconds(2));
+    return assignment(w);
+  };
+  FakeWorker w(&env_, "w1", 1);
+  w.Register();
+  w.Connect();
+  int64_t run = env_.Submit(env_.alice_token_);
+  ASSERT_TRUE(w.NextAssignment().has_value());
+  w.SendStatus(run, 1, v1::QUEUED, -1, "program not executable: /opt/pendulum/pendulum-train");
+  ASSERT_TRUE(Eventually([&] { return env_.Get(env_.alice_token_, run).attempt() == 2u; }));
+  // It waits, not FAILED, saying which worker is held back and why.
+  const std::string why =
+      "worker 'w1' is held back: could not start a trainer (program not executable: "
+      "/opt/pendulum/pendulum-train); no placements for 30s";
+  EXPECT_TRUE(Eventually([&] {
+    return env_.Get(env_.alice_token_, run).queue_reason().find(why) != std::string::npos;
+  })) << env_.Get(env_.alice_token_, run).queue_reason();
+  EXPECT_EQ(env_.Get(env_.alice_token_, run).state(), v1::QUEUED);
+
+  auto again = held_back_for(w, absl::Seconds(30));
+  ASSERT_TRUE(again.has_value()) << "not offered work again after the hold";
+  EXPECT_EQ(again->run_id(), run);
+  EXPECT_EQ(again->attempt(), 2u);
+  // A second failure in a row: held back twice as long.
+  w.SendStatus(run, 2, v1::QUEUED, -1, "program not found: /opt/pendulum/pendulum-train");
+  ASSERT_TRUE(Eventually([&] { return env_.Get(env_.alice_token_, run).attempt() == 3u; }));
+  advance(w, absl::Seconds(30));
+  EXPECT_FALSE(assignment(w).has_value()) << "the second hold is 60 s";
+  again = held_back_for(w, absl::Seconds(30));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->attempt(), 3u);
+  // The trainer starts this time: the run is RUNNING and the next failure is
+  // held back 30 s again.
+  w.SendStatus(run, 3, v1::RUNNING);
+  ASSERT_TRUE(Eventually([&] { return env_.Get(env_.alice_token_, run).state() == v1::RUNNING; }));
+  w.SendStatus(run, 3, v1::QUEUED, -1, "pipe: too many open files");
+  ASSERT_TRUE(Eventually([&] { return env_.Get(env_.alice_token_, run).attempt() == 4u; }));
+  again = held_back_for(w, absl::Seconds(30));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->attempt(), 4u);
+  EXPECT_NE(env_.Get(env_.alice_token_, run).state(), v1::FAILED);
+}
+
 TEST_F(WorkerServiceTest, CancellingARunningRunWaitsForTheWorker) {
   FakeWorker w(&env_, "w1", 1);
   w.Register();

@@ -7,7 +7,7 @@
 #   scripts/gpu/fetch_debs.sh          # here, once: .gpudeps/ (Debian .debs + reference vectors)
 #   scripts/gpu/build_and_test.sh      # there: everything below, logs in $OUT
 #
-# Phases, each logged to $OUT (at most 8 files):
+# Phases, each logged to $OUT (at most 9 files):
 #   facts.txt       GPU, OS, compiler, CMake, PyTorch (version, CUDA, ABI)
 #   configure.log   Debian packages unpacked into $PREFIX; CMake against torch's LibTorch (C++20, Release)
 #   build.log       compiler output of failed edges only: pendulum-train and the CUDA tests,
@@ -16,6 +16,7 @@
 #   ctest_train.log every trainer unit test (labels unit and reference), on the same build
 #   bench_deit.log  bench/train/deit_tiny_step.sh: DeiT-Tiny FP vs W2A2 step time, fp32 and bf16
 #   ctest_rest.log  phase B: the integration and fault suites (real server, worker, trainer)
+#   crash_stacks.txt the stack of every test binary that crashed (demangled)
 #   summary.txt     one line per phase: status and seconds
 # Phase B starts only while less than PENDULUM_GPU_BUDGET_S (default 330) seconds have passed.
 set -uo pipefail
@@ -116,6 +117,14 @@ note build-train-tests "$([ $? -eq 0 ] && echo ok || echo "FAILED ($(grep -c '^F
 cd "$BUILD"
 ctest -L 'unit|reference' -LE gpu --output-on-failure -j "$JOBS" --timeout 600 > "$OUT/ctest_train.log" 2>&1
 note ctest-train "$(grep -E 'tests passed|No tests were found' "$OUT/ctest_train.log" | tail -1)"
+# A crashing test prints its stack (tests/support/gtest_main.cc); keep the
+# frames, demangled, where the summary points.
+for log in "$OUT/ctest_gpu.log" "$OUT/ctest_train.log"; do
+  if grep -q 'test binary crashed' "$log"; then
+    grep -B2 -A40 'test binary crashed' "$log" | (command -v c++filt > /dev/null && c++filt || cat) >> "$OUT/crash_stacks.txt"
+  fi
+done
+[ -s "$OUT/crash_stacks.txt" ] && note crash-stacks "$(grep -c 'test binary crashed' "$OUT/crash_stacks.txt") crash(es); frames in crash_stacks.txt"
 cd "$ROOT"
 
 # --- phase B: everything else, while time allows ----------------------------

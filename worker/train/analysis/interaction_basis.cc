@@ -69,7 +69,7 @@ at::Tensor EdgeStrengths(const LinearChain& chain, size_t l, const std::vector<a
 absl::StatusOr<InteractionBasisResult> ComputeInteractionBasis(
     const LinearChain& chain, const at::Tensor& inputs, const InteractionBasisOptions& o) {
   if (!(o.eps_d > 0) || !(o.eps_lambda > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("method.interaction_basis.eps_d/eps_lambda: got ",
+    return absl::InvalidArgumentError(absl::StrCat("spec.method.interaction_basis.eps_d/eps_lambda: got ",
                                                    o.eps_d, "/", o.eps_lambda, ", must be > 0"));
   }
   if (chain.num_layers() == 0) return absl::InvalidArgumentError("interaction_basis: empty chain");

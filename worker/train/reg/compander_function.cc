@@ -9,7 +9,7 @@ absl::StatusOr<CompanderFamily> ParseCompanderFamily(const std::string& name) {
   if (name == "mulaw" || name == "mu_law") return CompanderFamily::kMuLaw;
   if (name == "power") return CompanderFamily::kPower;
   return absl::InvalidArgumentError(absl::StrCat(
-      "method.compander.family: got \"", name, "\", must be one of tanh, mu_law, power"));
+      "spec.method.compander.family: got \"", name, "\", must be one of tanh, mu_law, power"));
 }
 
 const char* CompanderFamilyName(CompanderFamily family) {

@@ -13,7 +13,7 @@ absl::StatusOr<CnForm> ParseCnForm(const std::string& name) {
   if (name.empty() || name == "slogdet") return CnForm::kSlogdet;
   if (name == "logcond") return CnForm::kLogCond;
   return absl::InvalidArgumentError(
-      absl::StrCat("method.tscnc.cn_form: got \"", name, "\", must be one of slogdet, logcond"));
+      absl::StrCat("spec.method.tscnc.cn_form: got \"", name, "\", must be one of slogdet, logcond"));
 }
 
 at::Tensor AsMatrix(const at::Tensor& w) { return w.reshape({w.size(0), -1}); }

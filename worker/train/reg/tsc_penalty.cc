@@ -9,7 +9,7 @@ absl::StatusOr<TscForm> ParseTscForm(const std::string& name) {
   if (name == "tl1_abs") return TscForm::kTl1Abs;
   if (name == "none") return TscForm::kNone;
   return absl::InvalidArgumentError(
-      absl::StrCat("method.tscnc.tsc_form: got \"", name, "\", must be one of code, tl1_abs, none"));
+      absl::StrCat("spec.method.tscnc.tsc_form: got \"", name, "\", must be one of code, tl1_abs, none"));
 }
 
 at::Tensor TscValue(const at::Tensor& x, double a, TscForm form) {

@@ -17,24 +17,24 @@ absl::StatusOr<TscncPhase> ParseTscncPhase(const std::string& name) {
   if (name == "prune") return TscncPhase::kPrune;
   if (name == "finetune") return TscncPhase::kFinetune;
   return absl::InvalidArgumentError(absl::StrCat(
-      "method.tscnc.phase: got \"", name, "\", must be one of pretrain, prune, finetune, all"));
+      "spec.method.tscnc.phase: got \"", name, "\", must be one of pretrain, prune, finetune, all"));
 }
 
 absl::StatusOr<std::unique_ptr<Tscnc>> Tscnc::Attach(torch::nn::Module& model,
                                                      const TscncOptions& o) {
   std::vector<std::string> errors;
-  if (!(o.tsc_a > 0)) errors.push_back(absl::StrCat("method.tscnc.tsc_a: got ", o.tsc_a, ", must be > 0"));
-  if (!(o.train_size >= 1)) errors.push_back(absl::StrCat("method.tscnc.train_size: got ", o.train_size, ", must be >= 1"));
-  if (!(o.droprate_init > 0 && o.droprate_init < 1)) errors.push_back(absl::StrCat("method.tscnc.droprate_init: got ", o.droprate_init, ", must be in (0, 1)"));
-  if (!(o.kept_fraction > 0 && o.kept_fraction <= 1)) errors.push_back(absl::StrCat("method.tscnc.sparsity: got ", o.kept_fraction, ", must be in (0, 1] (the kept fraction)"));
-  if (o.lambda0 < 0 || o.lambda_s < 0 || o.weight_decay < 0 || o.cn_weight < 0) errors.push_back("method.tscnc: lambda0, lambda_s, weight_decay and cn_weight must be >= 0");
+  if (!(o.tsc_a > 0)) errors.push_back(absl::StrCat("spec.method.tscnc.tsc_a: got ", o.tsc_a, ", must be > 0"));
+  if (!(o.train_size >= 1)) errors.push_back(absl::StrCat("spec.method.tscnc.train_size: got ", o.train_size, ", must be >= 1"));
+  if (!(o.droprate_init > 0 && o.droprate_init < 1)) errors.push_back(absl::StrCat("spec.method.tscnc.droprate_init: got ", o.droprate_init, ", must be in (0, 1)"));
+  if (!(o.kept_fraction > 0 && o.kept_fraction <= 1)) errors.push_back(absl::StrCat("spec.method.tscnc.sparsity: got ", o.kept_fraction, ", must be in (0, 1] (the kept fraction)"));
+  if (o.lambda0 < 0 || o.lambda_s < 0 || o.weight_decay < 0 || o.cn_weight < 0) errors.push_back("spec.method.tscnc: lambda0, lambda_s, weight_decay and cn_weight must be >= 0");
   std::vector<ReparamLayer> layers = FindReparamLayers(model);
   std::vector<std::string> names;
   for (const auto& l : layers) names.push_back(l.name);
   auto check_names = [&](const std::vector<std::string>& wanted, const char* field) {
     for (const auto& n : wanted) {
       if (std::find(names.begin(), names.end(), n) == names.end()) {
-        errors.push_back(absl::StrCat("method.tscnc.", field, ": no Linear/Conv2d layer \"", n,
+        errors.push_back(absl::StrCat("spec.method.tscnc.", field, ": no Linear/Conv2d layer \"", n,
                                       "\"; the model has: ", absl::StrJoin(names, ", ")));
       }
     }
@@ -42,7 +42,7 @@ absl::StatusOr<std::unique_ptr<Tscnc>> Tscnc::Attach(torch::nn::Module& model,
   check_names(o.gate_layers, "gate_layers");
   check_names(o.cn_layers, "cn_layers");
   check_names(o.prunable_layers, "prunable_layers");
-  if (layers.empty()) errors.push_back("method.tscnc: the model has no Linear or Conv2d layer");
+  if (layers.empty()) errors.push_back("spec.method.tscnc: the model has no Linear or Conv2d layer");
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
   return std::unique_ptr<Tscnc>(new Tscnc(model, std::move(layers), o));
 }

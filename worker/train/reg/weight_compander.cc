@@ -14,11 +14,11 @@ absl::StatusOr<std::unique_ptr<WeightCompander>> WeightCompander::Attach(
   WeightCompanderOptions opt = options;
   if (!opt.beta) opt.beta = (opt.family == CompanderFamily::kPower) ? 0.5 : 2.0;
   std::vector<std::string> errors;
-  if (opt.a && !(*opt.a > 0)) errors.push_back(absl::StrCat("method.compander.a: got ", *opt.a, ", must be > 0"));
-  if (!(opt.a_std_multiplier > 0)) errors.push_back(absl::StrCat("method.compander.a_std_multiplier: got ", opt.a_std_multiplier, ", must be > 0"));
-  if (!(*opt.beta > 0)) errors.push_back(absl::StrCat("method.compander.beta: got ", *opt.beta, ", must be > 0"));
+  if (opt.a && !(*opt.a > 0)) errors.push_back(absl::StrCat("spec.method.compander.a: got ", *opt.a, ", must be > 0"));
+  if (!(opt.a_std_multiplier > 0)) errors.push_back(absl::StrCat("spec.method.compander.a_std_multiplier: got ", opt.a_std_multiplier, ", must be > 0"));
+  if (!(*opt.beta > 0)) errors.push_back(absl::StrCat("spec.method.compander.beta: got ", *opt.beta, ", must be > 0"));
   if (opt.family == CompanderFamily::kPower && !(*opt.beta < 1)) {
-    errors.push_back(absl::StrCat("method.compander.beta: got ", *opt.beta, ", the power family needs 0 < p < 1"));
+    errors.push_back(absl::StrCat("spec.method.compander.beta: got ", *opt.beta, ", the power family needs 0 < p < 1"));
   }
   if (!errors.empty()) {
     std::string msg;
@@ -27,7 +27,7 @@ absl::StatusOr<std::unique_ptr<WeightCompander>> WeightCompander::Attach(
   }
   std::vector<ReparamLayer> layers = FindReparamLayers(model);
   if (layers.empty()) {
-    return absl::InvalidArgumentError("method.compander: the model has no Linear or Conv2d layer to reparameterise");
+    return absl::InvalidArgumentError("spec.method.compander: the model has no Linear or Conv2d layer to reparameterise");
   }
   auto wc = std::unique_ptr<WeightCompander>(new WeightCompander(std::move(layers), opt));
   return wc;

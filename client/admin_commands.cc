@@ -219,12 +219,13 @@ absl::Status WorkersCommand(const Args& args, const CliContext& ctx) {
     *ctx.out << ToJson(response) << "\n";
     return absl::OkStatus();
   }
-  TablePrinter table({"ID", "HOST", "STATE", "GPUS FREE/TOTAL", "SLOTS FREE/TOTAL", "RUNNING", "LAST HEARTBEAT"});
+  TablePrinter table(
+      {"ID", "HOST", "STATE", "GPUS FREE/TOTAL", "SLOTS FREE/TOTAL", "RUNNING", "LAST HEARTBEAT", "NOTE"});
   for (const v1::WorkerInfo& w : response.workers()) {
     table.AddRow({w.id(), w.hostname(), WorkerStateName(w.state()), absl::StrCat(w.free_gpus(), "/", w.gpus_size()),
                   absl::StrCat(w.free_slots(), "/", w.slots()),
                   w.running_runs().empty() ? "-" : absl::StrJoin(w.running_runs(), ","),
-                  FormatTime(w.last_heartbeat_unix_ms())});
+                  FormatTime(w.last_heartbeat_unix_ms()), w.note().empty() ? "-" : w.note()});
   }
   table.Print(*ctx.out);
   return absl::OkStatus();

@@ -303,7 +303,18 @@ absl::StatusOr<pendulum::v1::WorkerInfo> Coordinator::SetDraining(const std::str
 }
 
 absl::StatusOr<std::vector<pendulum::v1::WorkerInfo>> Coordinator::ListWorkers() {
-  return deps_.workers->ListWorkers();
+  absl::StatusOr<std::vector<pendulum::v1::WorkerInfo>> workers = deps_.workers->ListWorkers();
+  if (!workers.ok()) return workers;
+  // The store knows the workers; only the live state knows which are held back.
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = deps_.clock->Now();
+  for (pendulum::v1::WorkerInfo& info : *workers) {
+    auto it = workers_.find(info.id());
+    if (it == workers_.end() || now >= it->second.held_until) continue;
+    info.set_note(absl::StrCat("held back ", absl::FormatDuration(absl::Ceil(it->second.held_until - now, absl::Seconds(1))),
+                               " more: ", it->second.held_reason));
+  }
+  return workers;
 }
 
 pendulum::v1::PoolStatus Coordinator::PoolStatus() {

@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "tests/integration/worker/worker_fixture.h"
+#include "tests/support/child_command.h"
 
 namespace pendulum::cluster {
 namespace {
@@ -57,6 +58,13 @@ TEST_F(WorkerClusterTest, TrainerGoneOnOneWorkerRequeuesTheRunToAHealthyOne) {
   ASSERT_TRUE(held.ok()) << held.status();
   EXPECT_THAT(held->queue_reason(), HasSubstr("worker 'w1' is held back: could not start a trainer"));
   EXPECT_THAT(held->queue_reason(), HasSubstr("not executable: " + broken.string()));
+  // `pendulum workers` says so in its NOTE column.
+  const testing::CommandResult workers = testing::RunChildCommand(
+      {(BuildDir() / "client" / "pendulum").string(), "--server", server_->address(), "workers"},
+      {{"PENDULUM_TOKEN", user_token_}});
+  ASSERT_EQ(workers.exit_code, 0) << workers.err;
+  EXPECT_THAT(workers.out, HasSubstr("NOTE"));
+  EXPECT_THAT(workers.out, HasSubstr("could not start a trainer (program not executable: " + broken.string()));
 
   ASSERT_NE(StartWorker("w2", FakeTrainer(), {{"FAKE_TRAINER_STEPS", "50"}}), nullptr);
   auto run = client_->WaitFor(*run_id, Terminal(), absl::Seconds(60));

@@ -173,8 +173,18 @@ TEST_F(WorkerServiceTest, WorkerThatCannotStartTheTrainerRequeuesTheRunAndIsHeld
     return env_.Get(env_.alice_token_, run).queue_reason().find(why) != std::string::npos;
   })) << env_.Get(env_.alice_token_, run).queue_reason();
   EXPECT_EQ(env_.Get(env_.alice_token_, run).state(), v1::QUEUED);
+  // `pendulum workers` shows it too.
+  auto note = [&] {
+    v1::ListWorkersResponse r;
+    grpc::Status s = env_.runs_->ListWorkers(ApiTestEnv::Context(env_.alice_token_).get(), {}, &r);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return r.workers_size() == 1 ? r.workers(0).note() : std::string("?");
+  };
+  EXPECT_EQ(note(), "held back 30s more: could not start a trainer (program not executable: "
+                    "/opt/pendulum/pendulum-train); no placements for 30s");
 
   auto again = held_back_for(w, absl::Seconds(30));
+  EXPECT_EQ(note(), "");
   ASSERT_TRUE(again.has_value()) << "not offered work again after the hold";
   EXPECT_EQ(again->run_id(), run);
   EXPECT_EQ(again->attempt(), 2u);

@@ -256,13 +256,8 @@ void CheckIncremental(const v1::RunSpec& spec, Checker* c) {
     if (m.classes_per_stage() > classes) {
       c->Add(p + ".classes_per_stage", absl::StrCat("got ", m.classes_per_stage(), ", must be in ", range));
     }
-    if (m.base_classes() != 0 && m.classes_per_stage() != 0 && m.base_classes() <= classes &&
-        (classes - m.base_classes()) % m.classes_per_stage() != 0) {
-      c->Add(p + ".classes_per_stage",
-             absl::StrCat("got ", m.classes_per_stage(), ", but the ", classes - m.base_classes(),
-                          " classes after the first stage (", classes, " - base_classes ", m.base_classes(),
-                          ") do not split into whole stages of that size"));
-    }
+    // Stages after the first need not divide the rest evenly: as in PyCIL,
+    // the last stage takes what is left (Scenario::Make).
   }
   // Scenario::Make (worker/train/incremental/scenario.cc): the class order
   // is a NumPy-legacy permutation seeded with a uint32.

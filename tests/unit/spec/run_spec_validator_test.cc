@@ -166,8 +166,6 @@ std::vector<BadKind> BadKinds() {
        "spec.method.ofq.oscillation.thresholds[1]:", "must be > 0 and < 1"},
       {"incremental_base_too_big", set("method.incremental={base_classes: 11, classes_per_stage: 1}"),
        "spec.method.incremental.base_classes:", "got 11, must be in 1..10"},
-      {"incremental_uneven", set("method.incremental={base_classes: 2, classes_per_stage: 3}"),
-       "spec.method.incremental.classes_per_stage:", "do not split into whole stages"},
       {"incremental_missing", set("method.incremental={}"), "spec.method.incremental.base_classes:", "required, 1..10"},
       {"wa_norm", set("method.incremental={base_classes: 2, classes_per_stage: 2, weight_aligning: {norm: 3}}"),
        "spec.method.incremental.weight_aligning.norm:", "must be 1 or 2"},
@@ -305,6 +303,8 @@ TEST(RunSpecValidatorTest, TrainerRangeBoundariesAreAccepted) {
            "method.interaction_basis={num_samples: 10, split: train, edge_eps_relative: 1e-9}",
            "method.incremental={base_classes: 2, classes_per_stage: 2, class_order_seed: 4294967295}",
            "method.incremental={base_classes: 2, classes_per_stage: 2, class_order_seed: 0}",
+           // 10 classes as 2 + 3 + 3 + 2: the last stage takes the rest (PyCIL).
+           "method.incremental={base_classes: 2, classes_per_stage: 3}",
            "optimizer={type: adamp, lr: 0.001, nesterov: true, eps: 1e-8, beta1: 0.9, delta: 0.1, wd_ratio: 0.1}",
            "optimizer={type: sgdp, lr: 0.1, momentum: 0.9, nesterov: true, eps: 1e-8, delta: 0.1, wd_ratio: 0}",
            "optimizer={type: adamw, lr: 0.001, eps: 1e-12}",

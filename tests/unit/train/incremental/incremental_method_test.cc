@@ -187,6 +187,28 @@ TEST(IncrementalMethodTest, TwoStagesThenResumeFromSavedState) {
   EXPECT_FALSE(resumed.method->BeginStage(0, &resumed.model, &again).ok());
 }
 
+// Classes that do not divide into whole stages: 4 classes as 2 + 2 with
+// classes_per_stage 3, so the last stage takes the rest (PyCIL's split).
+TEST(IncrementalMethodTest, ALastStageSmallerThanClassesPerStageTakesTheRest) {
+  Harness h;
+  h.spec.mutable_method()->mutable_incremental()->set_classes_per_stage(3);
+  h.Build();
+  auto* m = dynamic_cast<IncrementalMethod*>(h.method.get());
+  ASSERT_NE(m, nullptr);
+  ASSERT_EQ(m->NumStages(), 2);
+  EXPECT_EQ(m->scenario().stage_sizes(), (std::vector<int64_t>{2, 2}));
+  h.RunStage(0, 20);
+  h.RunStage(1, 20);
+  auto* net = dynamic_cast<IncrementalNet*>(h.model.get());
+  ASSERT_NE(net, nullptr);
+  EXPECT_EQ(net->fc()->out_features(), 4);
+  EXPECT_EQ(m->memory().size(), 8);  // all 4 classes, 2 each
+  EXPECT_EQ(m->memory().classes().size(), 4u);
+  EXPECT_NEAR(h.sink.last.at("incremental/new_norm_after"), h.sink.last.at("incremental/old_norm_after"), 1e-5);
+  ASSERT_TRUE(h.method->OnTrainEnd(StepInfo()).ok());
+  EXPECT_EQ(h.sink.last.at("incremental/stages_completed"), 2.0);
+}
+
 // Issue 5 (γ_raw > 1 at full §7.2 size): the old/new bookkeeping, checked by
 // hand on a 3-stage scenario (2 base classes, then 1 and 1) whose class order
 // is NOT the identity, so swapping labels and outputs, or old and new rows,

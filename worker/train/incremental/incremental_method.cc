@@ -444,6 +444,48 @@ absl::Status IncrementalMethod::OnTrainEnd(const StepInfo& info) {
   return ctx_.events->EmitScalars(info.step, double(info.epoch), v);
 }
 
+namespace {
+
+// A StageResult as one checkpoint row. Every field, so a resumed run's
+// results() equal an uninterrupted run's. Checkpoints written before the
+// last 8 columns existed (12 columns) still load; the missing ones stay 0.
+constexpr int64_t kResultColumns = 20;
+
+std::vector<double> ResultRow(const StageResult& r) {
+  return {double(r.stage), double(r.seen_classes), r.acc, r.acc_before_wa, r.old_acc, r.new_acc,
+          r.new_pred_share, r.new_pred_share_before_wa, r.nme_acc, r.wa.gamma, r.ce_mean, r.kd_mean,
+          r.wa.raw_gamma, r.wa.mean_old_norm_before, r.wa.mean_new_norm_before, r.wa.mean_old_norm_after,
+          r.wa.mean_new_norm_after, r.feature_norm, r.dead_feature_share, r.logit_scale};
+}
+
+StageResult ResultFromRow(const std::vector<double>& row) {
+  auto at = [&](size_t i) { return i < row.size() ? row[i] : 0.0; };
+  StageResult r;
+  r.stage = int64_t(at(0));
+  r.seen_classes = int64_t(at(1));
+  r.acc = at(2);
+  r.acc_before_wa = at(3);
+  r.old_acc = at(4);
+  r.new_acc = at(5);
+  r.new_pred_share = at(6);
+  r.new_pred_share_before_wa = at(7);
+  r.nme_acc = at(8);
+  r.wa.gamma = at(9);
+  r.ce_mean = at(10);
+  r.kd_mean = at(11);
+  r.wa.raw_gamma = row.size() > 12 ? at(12) : r.wa.gamma;
+  r.wa.mean_old_norm_before = at(13);
+  r.wa.mean_new_norm_before = at(14);
+  r.wa.mean_old_norm_after = at(15);
+  r.wa.mean_new_norm_after = at(16);
+  r.feature_norm = at(17);
+  r.dead_feature_share = at(18);
+  r.logit_scale = at(19);
+  return r;
+}
+
+}  // namespace
+
 absl::Status IncrementalMethod::SaveState(torch::serialize::OutputArchive* archive) const {
   try {
     archive->write("completed_stages", at::tensor({completed_stages_}, at::kLong));
@@ -452,10 +494,10 @@ absl::Status IncrementalMethod::SaveState(torch::serialize::OutputArchive* archi
     archive->write("memory", memory);
     std::vector<double> rows;
     for (const auto& r : results_) {
-      rows.insert(rows.end(), {double(r.stage), double(r.seen_classes), r.acc, r.acc_before_wa, r.old_acc, r.new_acc,
-                               r.new_pred_share, r.new_pred_share_before_wa, r.nme_acc, r.wa.gamma, r.ce_mean, r.kd_mean});
+      const std::vector<double> row = ResultRow(r);
+      rows.insert(rows.end(), row.begin(), row.end());
     }
-    archive->write("results", at::tensor(rows, at::kDouble).reshape({int64_t(results_.size()), 12}));
+    archive->write("results", at::tensor(rows, at::kDouble).reshape({int64_t(results_.size()), kResultColumns}));
     if (teacher_ != nullptr) {
       archive->write("teacher_classes", at::tensor({teacher_->fc()->out_features()}, at::kLong));
       torch::serialize::OutputArchive teacher;
@@ -478,22 +520,11 @@ absl::Status IncrementalMethod::LoadState(torch::serialize::InputArchive* archiv
     if (absl::Status s = memory_.Load(memory); !s.ok()) return s;
     archive->read("results", results);
     results_.clear();
+    results = results.to(at::kDouble).contiguous();
+    const int64_t columns = results.dim() == 2 ? results.size(1) : 0;
     for (int64_t i = 0; i < results.size(0); ++i) {
-      at::Tensor row = results[i];
-      StageResult r;
-      r.stage = int64_t(row[0].item<double>());
-      r.seen_classes = int64_t(row[1].item<double>());
-      r.acc = row[2].item<double>();
-      r.acc_before_wa = row[3].item<double>();
-      r.old_acc = row[4].item<double>();
-      r.new_acc = row[5].item<double>();
-      r.new_pred_share = row[6].item<double>();
-      r.new_pred_share_before_wa = row[7].item<double>();
-      r.nme_acc = row[8].item<double>();
-      r.wa.gamma = row[9].item<double>();
-      r.ce_mean = row[10].item<double>();
-      r.kd_mean = row[11].item<double>();
-      results_.push_back(r);
+      const double* row = results[i].data_ptr<double>();
+      results_.push_back(ResultFromRow(std::vector<double>(row, row + columns)));
     }
     at::Tensor teacher_classes;
     if (archive->try_read("teacher_classes", teacher_classes)) {

@@ -174,7 +174,22 @@ TEST(IncrementalMethodTest, TwoStagesThenResumeFromSavedState) {
   auto* rm = dynamic_cast<IncrementalMethod*>(resumed.method.get());
   EXPECT_EQ(rm->completed_stages(), 1);
   ASSERT_EQ(rm->results().size(), 1u);
-  EXPECT_DOUBLE_EQ(rm->results()[0].acc, m->results()[0].acc);
+  // Every measured field of the finished stage comes back, not only the accuracies.
+  const StageResult& a = m->results()[0];
+  const StageResult& b = rm->results()[0];
+  EXPECT_EQ(b.stage, a.stage);
+  EXPECT_EQ(b.seen_classes, a.seen_classes);
+  for (auto [got, want] : std::vector<std::pair<double, double>>{
+           {b.acc, a.acc}, {b.acc_before_wa, a.acc_before_wa}, {b.old_acc, a.old_acc}, {b.new_acc, a.new_acc},
+           {b.new_pred_share, a.new_pred_share}, {b.nme_acc, a.nme_acc}, {b.wa.gamma, a.wa.gamma},
+           {b.wa.raw_gamma, a.wa.raw_gamma}, {b.wa.mean_old_norm_before, a.wa.mean_old_norm_before},
+           {b.wa.mean_new_norm_after, a.wa.mean_new_norm_after}, {b.ce_mean, a.ce_mean},
+           {b.feature_norm, a.feature_norm}, {b.dead_feature_share, a.dead_feature_share},
+           {b.logit_scale, a.logit_scale}}) {
+    EXPECT_DOUBLE_EQ(got, want);
+  }
+  EXPECT_GT(b.feature_norm, 0.0);
+  EXPECT_GT(b.logit_scale, 0.0);
   StagePlan plan;
   plan.resuming = true;
   ASSERT_TRUE(resumed.method->BeginStage(1, &resumed.model, &plan).ok());  // teacher restored, fc grown

@@ -311,8 +311,8 @@ absl::StatusOr<std::vector<pendulum::v1::WorkerInfo>> Coordinator::ListWorkers()
   for (pendulum::v1::WorkerInfo& info : *workers) {
     auto it = workers_.find(info.id());
     if (it == workers_.end() || now >= it->second.held_until) continue;
-    info.set_note(absl::StrCat("held back ", absl::FormatDuration(absl::Ceil(it->second.held_until - now, absl::Seconds(1))),
-                               " more: ", it->second.held_reason));
+    const absl::Duration left = absl::Ceil(it->second.held_until - now, absl::Seconds(1));
+    info.set_note(absl::StrCat("held back ", absl::FormatDuration(left), " more: ", it->second.held_reason));
   }
   return workers;
 }

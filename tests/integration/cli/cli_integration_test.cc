@@ -360,7 +360,7 @@ TEST_F(CliIntegrationTest, BadSpecsAreRejectedNamingTheFieldAndStoreNothing) {
       {"bad_bits", Base() + "method: {ofq: {weight_bits: 5}}\n", {}, "spec.method.ofq.weight_bits"},
       {"cga_boundary_range", Base() + "method: {ofq: {weight_bits: 2, cga: {enabled: true, boundary_range: 0.7}}}\n",
        {}, "spec.method.ofq.cga.boundary_range"},
-      {"incremental_uneven", Base() + "method: {incremental: {base_classes: 2, classes_per_stage: 3}}\n", {},
+      {"incremental_stage_too_big", Base() + "method: {incremental: {base_classes: 2, classes_per_stage: 11}}\n", {},
        "spec.method.incremental.classes_per_stage"},
       {"too_many_gpus", Base(), {"--set", "resources.gpus=17"}, "spec.resources.gpus"},
       {"priority", Base(), {"--set", "priority=101"}, "spec.priority"},

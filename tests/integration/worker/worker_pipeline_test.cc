@@ -71,7 +71,8 @@ TEST_F(WorkerClusterTest, TrainerGoneOnOneWorkerRequeuesTheRunToAHealthyOne) {
   ASSERT_TRUE(run.ok()) << run.status();
   ASSERT_EQ(run->state(), v1::SUCCEEDED) << run->exit_reason();
   EXPECT_EQ(run->worker_id(), "w2");
-  EXPECT_EQ(run->attempt(), 2u);
+  // 2 unless w2 took over 30 s to connect and w1 was offered the run again.
+  EXPECT_GE(run->attempt(), 2u);
 }
 
 TEST_F(WorkerClusterTest, WorkerRefusesToStartWithoutAnExecutableTrainer) {
